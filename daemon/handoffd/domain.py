@@ -186,3 +186,23 @@ class ModelInfo:
     execution_provider: str
     path: str
     source: str = ""
+
+
+class CallerRole(StrEnum):
+    """What an authenticated caller may do: ``app`` chats as itself, ``admin`` also reads the
+    audit ledger, reloads policy and sees status."""
+
+    APP = "app"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as established by the transport (socket or bearer token)."""
+
+    app: str
+    role: CallerRole = CallerRole.APP
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is CallerRole.ADMIN
