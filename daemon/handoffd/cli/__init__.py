@@ -1,0 +1,1 @@
+"""``handoffctl``: everything a person types."""
