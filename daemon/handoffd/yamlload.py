@@ -21,6 +21,8 @@ Loc = tuple[str | int, ...]
 Locations = dict[Loc, tuple[int, int]]
 
 MAX_FILE_BYTES = 1 << 20
+#: marks the position of a mapping key itself (the plain path marks its value)
+_KEY = "\x00key"
 
 
 def _construct(node: yaml.Node, path: Loc, locs: Locations, source: str) -> Any:
@@ -33,7 +35,8 @@ def _construct(node: yaml.Node, path: Loc, locs: Locations, source: str) -> Any:
                 raise _at(source, key_node, f"keys must be strings, got {key!r}")
             if key in out:
                 raise _at(source, key_node, f"duplicate key {key!r}: keep only one")
-            locs[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            key_mark = key_node.start_mark
+            locs[(*path, key, _KEY)] = (key_mark.line + 1, key_mark.column + 1)
             out[key] = _construct(value_node, (*path, key), locs, source)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -88,7 +91,8 @@ def format_validation_error(exc: ValidationError, source: str, locs: Locations) 
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        where = _nearest(locs, loc)
+        key_pos = locs.get((*loc, _KEY)) if err["type"] == "extra_forbidden" else None
+        where = key_pos or _nearest(locs, loc)
         prefix = f"{source}:{where[0]}:{where[1]}" if where else source
         key = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"]

@@ -90,7 +90,7 @@ def validate_request(
     for label in request.labels:
         if not label or len(label) > MAX_LABEL_CHARS or not label.isprintable():
             raise InvalidRequest(
-                f"label {label[:MAX_LABEL_CHARS]!r} must be 1 to {MAX_LABEL_CHARS} printable "
+                f"labels: {label[:MAX_LABEL_CHARS]!r} must be 1 to {MAX_LABEL_CHARS} printable "
                 "characters",
                 field="labels",
             )
