@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP transport over the same pipeline as gRPC (starlette + uvicorn)."""
