@@ -1,0 +1,265 @@
+"""The policy file: what may leave the device, what it may cost and how often (``version: 1``).
+
+A policy file has global defaults at the top level and per-app sections under ``apps:``. Each
+section may hold ``privacy`` (per-entity actions), ``labels`` (never-send rules), ``cloud``
+(allowed targets), ``budgets``, ``rate_limits`` and ``routing``. ``tests:`` holds embedded cases
+that ``handoffctl policy check`` runs.
+
+Merge rule (how ``apps.<app>`` combines with the defaults; see :mod:`handoffd.policy.compose`):
+
+* ``privacy``, ``routing`` and ``cloud`` are mappings: the app's keys are merged into the
+  defaults' key by key, recursively; where both set a value (a scalar or a list) the app wins.
+* ``labels``, ``rate_limits`` and ``budgets.limits`` are rule lists: the app inherits every
+  default rule and adds its own; ``disable: [rule ids]`` drops inherited rules by id.
+* ``budgets.max_cost_per_request``: the app's replaces the defaults'.
+* Rule ids are unique across the whole policy (all files, defaults and apps), so a rule id in a
+  decision names exactly one place in the policy. Budgets with ``scope: global`` belong at the top
+  level only (they count every app's spend).
+
+Several files (``load_policy([a, b])``) combine in order: mappings merge key by key, rule lists and
+``tests`` are concatenated, and any other value from a later file replaces the earlier one.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from handoffd.domain import HandoffPreference
+from handoffd.schema.base import Frozen
+from handoffd.schema.privacy import Action, PrivacyConfig
+from handoffd.schema.routing import RoutingConfig
+
+RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+TARGET_NAME_PATTERN = r"^[a-z0-9_-]{1,64}$"
+APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+RuleId = Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN)]
+TargetName = Annotated[str, StringConstraints(pattern=TARGET_NAME_PATTERN)]
+AppName = Annotated[str, StringConstraints(pattern=APP_NAME_PATTERN)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Usd = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+PerMinute = Annotated[int, Field(ge=1, le=1_000_000_000)]
+
+#: rule ids the engine itself uses; a policy may not define rules with these ids
+RESERVED_RULE_IDS = frozenset(
+    {"preference.local_only", "cloud.no_target", "budget.price_unknown", "policy.default"}
+)
+
+class LabelAction(StrEnum):
+    """What a never-send rule does with a labelled request."""
+
+    #: answer on the device; never hand off
+    LOCAL = "local"
+    #: refuse the request entirely
+    DENY = "deny"
+
+
+class LabelRule(Frozen):
+    """Requests carrying any of ``labels`` never leave the device (``local``) or are refused."""
+
+    id: RuleId
+    labels: Annotated[tuple[Label, ...], Field(min_length=1)]
+    action: LabelAction = LabelAction.LOCAL
+    #: evaluate and log, do not enforce
+    shadow: bool = False
+    description: str = ""
+
+    @field_validator("labels")
+    @classmethod
+    def _lowercase(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(label.casefold() for label in value)
+
+
+class CloudAccess(Frozen):
+    """Which configured cloud targets this section may hand off to, in order of preference."""
+
+    #: rule id named when a request stays local because no target is allowed
+    id: RuleId = "cloud.targets"
+    #: target names from the daemon config's ``cloud.targets``; empty: nothing leaves the device
+    allow: tuple[TargetName, ...] = ()
+
+    @field_validator("allow")
+    @classmethod
+    def _no_repeats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for name in value:
+            if name in seen:
+                raise ValueError(f"target {name!r} is listed twice: list each target once")
+            seen.add(name)
+        return value
+
+
+class Period(StrEnum):
+    """Calendar periods, in the policy's time zone. Weeks start on Monday 00:00 (ISO)."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class BudgetScope(StrEnum):
+    #: one counter over every app's spend (top level only)
+    GLOBAL = "global"
+    #: one counter per app
+    APP = "app"
+
+
+class BudgetLimit(Frozen):
+    """At most ``usd`` of cloud spend per calendar ``period`` for the ``scope``."""
+
+    id: RuleId
+    period: Period
+    usd: Usd
+    scope: BudgetScope = BudgetScope.APP
+    shadow: bool = False
+    description: str = ""
+
+
+class MaxCostPerRequest(Frozen):
+    """A request whose worst case (prompt + max_tokens at the target's prices) costs more stays
+    on the device (or is refused at reservation)."""
+
+    id: RuleId = "budget.max_cost_per_request"
+    usd: Usd
+    shadow: bool = False
+
+
+class Budgets(Frozen):
+    max_cost_per_request: MaxCostPerRequest | None = None
+    limits: tuple[BudgetLimit, ...] = ()
+
+
+class RateScope(StrEnum):
+    #: one bucket per app
+    APP = "app"
+    #: one bucket per cloud target (per app and target when defined in an app section)
+    TARGET = "target"
+
+
+class RateLimitRule(Frozen):
+    """Requests, tokens (prompt + max_tokens) per minute and concurrent requests.
+
+    GCRA: a full minute's worth may come at once, then admissions spread evenly.
+    """
+
+    id: RuleId
+    scope: RateScope = RateScope.APP
+    #: scope ``target`` only: the targets this rule covers (empty: every target, each its own)
+    targets: tuple[TargetName, ...] = ()
+    #: scope ``app`` only: ``cloud`` counts handoffs only, ``all`` counts local answers too
+    applies_to: Literal["cloud", "all"] = "cloud"
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
+    max_concurrent: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    shadow: bool = False
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RateLimitRule:
+        if (
+            self.requests_per_minute is None
+            and self.tokens_per_minute is None
+            and self.max_concurrent is None
+        ):
+            raise ValueError(
+                f"rate limit {self.id!r} limits nothing: set requests_per_minute, "
+                "tokens_per_minute or max_concurrent"
+            )
+        if self.targets and self.scope is not RateScope.TARGET:
+            raise ValueError(f"rate limit {self.id!r}: 'targets' needs 'scope: target'")
+        if self.applies_to == "all" and self.scope is not RateScope.APP:
+            raise ValueError(
+                f"rate limit {self.id!r}: 'applies_to: all' needs 'scope: app' "
+                "(target limits only count handoffs)"
+            )
+        return self
+
+
+class PolicySection(Frozen):
+    """What the defaults and each app section may set."""
+
+    privacy: PrivacyConfig | None = None
+    labels: tuple[LabelRule, ...] = ()
+    cloud: CloudAccess | None = None
+    budgets: Budgets | None = None
+    rate_limits: tuple[RateLimitRule, ...] = ()
+    routing: RoutingConfig | None = None
+
+
+class AppSection(PolicySection):
+    """An app's overrides, merged into the defaults (see the module docstring)."""
+
+    #: ids of inherited default rules this app does not get
+    disable: tuple[RuleId, ...] = ()
+
+    @field_validator("budgets")
+    @classmethod
+    def _no_global_budget(cls, value: Budgets | None) -> Budgets | None:
+        for limit in value.limits if value else ():
+            if limit.scope is BudgetScope.GLOBAL:
+                raise ValueError(
+                    f"budget {limit.id!r} has scope global inside an app section: global "
+                    "budgets count every app, put it in the top-level budgets"
+                )
+        return value
+
+
+class CaseInput(Frozen):
+    """The request of an embedded policy test."""
+
+    prompt: str = ""
+    app: str = "default"
+    labels: tuple[Label, ...] = ()
+    preference: HandoffPreference = HandoffPreference.AUTO
+    #: tokens in the prompt; default: estimated as one per 4 characters
+    prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] = 256
+
+
+class CaseExpectation(Frozen):
+    """What the policy must decide. Each listed rule id must be among the matched ones (other
+    rules may match too)."""
+
+    #: cloud: may be handed off; local: must stay on the device; deny: refused
+    outcome: Literal["cloud", "local", "deny"]
+    #: enforced rules that must match
+    rule_ids: tuple[str, ...] = ()
+    #: shadow-mode rules that must match
+    shadow_rule_ids: tuple[str, ...] = ()
+    #: the preferred allowed cloud target
+    target: str | None = None
+    #: entity type -> action applied before sending (e.g. EMAIL: redact)
+    actions: dict[str, Action] = Field(default_factory=dict)
+
+
+class PolicyCase(Frozen):
+    """One embedded test: an input and the decision the policy must make for it."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    input: CaseInput
+    expect: CaseExpectation
+
+
+class PolicyFile(PolicySection):
+    """The whole policy file."""
+
+    version: Literal[1]
+    #: IANA time zone of the budgets' calendar periods
+    timezone: str = "UTC"
+    apps: dict[AppName, AppSection] = Field(default_factory=dict)
+    tests: tuple[PolicyCase, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
+            ) from None
+        return value
