@@ -1,0 +1,159 @@
+"""KV cache for GroupQueryAttention graphs: past and present share one max-length buffer.
+
+This is how onnxruntime-genai runs its builder's graphs (``past_present_share_buffer``): each
+layer's keys and values live in one preallocated ``[max_batch, kv_heads, capacity, head_size]``
+array that is bound as both ``past_key_values.N`` and ``present.N``; GroupQueryAttention writes the
+new positions in place at ``seqlens_k`` (the graph computes ``seqlens_k = sum(attention_mask) - 1``
+per row and ``total_sequence_length`` from the mask's width). Nothing is copied or concatenated
+per step. The arrays are ``numpy.zeros`` (calloc), so memory is committed only for the positions a
+slot actually writes.
+
+A decode step runs rows ``0..hi`` (``hi`` = highest running slot + 1) of the buffer in one batch:
+the mask of row ``r`` has ``length[r] + 1`` ones (right padding), so each row attends and writes
+only its own positions. A row inside that range that is not decoding (free, or halfway through
+its prompt) is fed a dummy token at position ``length[r]``, which its next real write overwrites.
+A prompt is prefilled one slot at a time (batch 1, past bound to that slot's rows), in chunks:
+GroupQueryAttention takes a chunk after earlier ones as a "subsequent prompt".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from handoffd.engine.folder import ModelSpec
+from handoffd.engine.runner import FloatArray, last_row
+from handoffd.engine.session import numpy_type
+from handoffd.errors import ModelError
+
+_CPU = "cpu"
+
+
+class SharedKvRunner:
+    """Runs a GQA graph over ``max_batch`` slots of ``capacity`` tokens."""
+
+    def __init__(self, session: Any, spec: ModelSpec, *, max_batch: int, capacity: int) -> None:
+        inputs = {i.name: i for i in session.get_inputs()}
+        outputs = {o.name: o for o in session.get_outputs()}
+        where = str(spec.onnx_path)
+        layers = range(spec.num_layers)
+        self._past = [(spec.past_key_name % i, spec.past_value_name % i) for i in layers]
+        self._present = [(spec.present_key_name % i, spec.present_value_name % i) for i in layers]
+        wanted = {"input_ids", "attention_mask", *(n for pair in self._past for n in pair)}
+        missing = sorted(wanted - set(inputs)) + sorted(
+            {"logits", *(n for pair in self._present for n in pair)} - set(outputs)
+        )
+        if missing:
+            raise ModelError(f"{where}: graph lacks {', '.join(missing[:4])}; rebuild the model")
+        extra = sorted(set(inputs) - wanted - {"position_ids"})
+        if extra:
+            raise ModelError(f"{where}: graph has inputs the engine cannot feed: {extra}")
+        self._session = session
+        self._has_positions = "position_ids" in inputs
+        self._kv_dtype = np.dtype(numpy_type(inputs[self._past[0][0]].type, where))
+        self._mask_dtype = np.dtype(numpy_type(inputs["attention_mask"].type, where))
+        self._logits_dtype = np.dtype(numpy_type(outputs["logits"].type, where))
+        self.max_batch = max_batch
+        self.capacity = capacity
+        self._kv_shape = (spec.num_kv_heads, capacity, spec.head_size)
+        shape = (max_batch, *self._kv_shape)
+        self._keys = [np.zeros(shape, self._kv_dtype) for _ in layers]
+        self._values = [np.zeros(shape, self._kv_dtype) for _ in layers]
+        self._row_bytes = spec.num_kv_heads * capacity * spec.head_size * self._kv_dtype.itemsize
+        self.bytes_per_token = (
+            2 * spec.num_layers * spec.num_kv_heads * spec.head_size * self._kv_dtype.itemsize
+        )
+        self._vocab = spec.vocab_size
+        self._lengths = np.zeros(max_batch, dtype=np.int64)
+        self._ones = np.ones(capacity, dtype=self._mask_dtype)
+        self._positions = np.arange(capacity, dtype=np.int64)
+        self._ids = np.zeros((max_batch, 1), dtype=np.int64)
+        self._step_positions = np.zeros((max_batch, 1), dtype=np.int64)
+        self._logits = np.zeros((max_batch, 1, self._vocab), dtype=self._logits_dtype)
+        self._decode_io = session.io_binding()
+        self._decode_rows = 0
+        self._mask_keepalive: npt.NDArray[Any] | None = None
+
+    def length(self, slot: int) -> int:
+        return int(self._lengths[slot])
+
+    def _bind_kv(self, io: Any, first_row: int, rows: int) -> None:
+        shape = [rows, *self._kv_shape]
+        offset = first_row * self._row_bytes
+        for (past_k, past_v), (pres_k, pres_v), keys, values in zip(
+            self._past, self._present, self._keys, self._values, strict=True
+        ):
+            k_ptr = keys.ctypes.data + offset
+            v_ptr = values.ctypes.data + offset
+            io.bind_input(past_k, _CPU, 0, self._kv_dtype, shape, k_ptr)
+            io.bind_input(past_v, _CPU, 0, self._kv_dtype, shape, v_ptr)
+            io.bind_output(pres_k, _CPU, 0, self._kv_dtype, shape, k_ptr)
+            io.bind_output(pres_v, _CPU, 0, self._kv_dtype, shape, v_ptr)
+
+    def prefill(self, slot: int, token_ids: Sequence[int], start: int) -> FloatArray:
+        if start != self._lengths[slot]:
+            raise ValueError(f"slot {slot} holds {self._lengths[slot]} tokens, not {start}")
+        count = len(token_ids)
+        total = start + count
+        if count == 0 or total > self.capacity:
+            raise ValueError(f"cannot prefill {count} tokens after {start} (capacity "
+                             f"{self.capacity})")
+        ids = np.asarray(token_ids, dtype=np.int64).reshape(1, count)
+        io = self._session.io_binding()
+        io.bind_output("logits", _CPU)
+        io.bind_input("input_ids", _CPU, 0, np.int64, [1, count], ids.ctypes.data)
+        io.bind_input(
+            "attention_mask", _CPU, 0, self._mask_dtype, [1, total], self._ones.ctypes.data
+        )
+        positions = None
+        if self._has_positions:
+            positions = np.ascontiguousarray(self._positions[start:total].reshape(1, count))
+            io.bind_input("position_ids", _CPU, 0, np.int64, [1, count], positions.ctypes.data)
+        self._bind_kv(io, slot, 1)
+        self._session.run_with_iobinding(io)
+        logits = io.get_outputs()[0]
+        self._lengths[slot] = total
+        return last_row(logits.data_ptr(), count, self._vocab, self._logits_dtype)
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> FloatArray:
+        rows = max(slots) + 1
+        io = self._decode_io
+        if rows != self._decode_rows:
+            self._bind_kv(io, 0, rows)
+            io.bind_input("input_ids", _CPU, 0, np.int64, [rows, 1], self._ids.ctypes.data)
+            io.bind_output(
+                "logits", _CPU, 0, self._logits_dtype, [rows, 1, self._vocab],
+                self._logits.ctypes.data,
+            )
+            if self._has_positions:
+                io.bind_input(
+                    "position_ids", _CPU, 0, np.int64, [rows, 1],
+                    self._step_positions.ctypes.data,
+                )
+            self._decode_rows = rows
+        index = np.asarray(slots, dtype=np.intp)
+        self._ids[:rows, 0] = 0
+        self._ids[index, 0] = tokens
+        lengths = self._lengths[:rows]
+        if self._has_positions:
+            self._step_positions[:rows, 0] = lengths
+        width = int(lengths.max()) + 1
+        if rows == 1:
+            io.bind_input(
+                "attention_mask", _CPU, 0, self._mask_dtype, [1, width], self._ones.ctypes.data
+            )
+        else:
+            mask = (self._positions[:width] <= lengths[:, None]).astype(self._mask_dtype)
+            self._mask_keepalive = mask
+            io.bind_input(
+                "attention_mask", _CPU, 0, self._mask_dtype, [rows, width], mask.ctypes.data
+            )
+        self._session.run_with_iobinding(io)
+        self._lengths[index] += 1
+        return self._logits[index, 0, :].astype(np.float32, copy=False)
+
+    def release(self, slot: int) -> None:
+        self._lengths[slot] = 0

@@ -1,0 +1,55 @@
+"""What the engine worker needs from a graph, whatever its KV layout.
+
+A runner owns the KV cache of ``max_batch`` slots. A request holds one slot from admission to
+its end: its prompt goes in by :meth:`GraphRunner.prefill` in chunks, then each decode step feeds
+one token per running slot through :meth:`GraphRunner.decode`, batched in one session run.
+Runners are used by one thread only (the engine worker) and are not thread-safe.
+
+Two implementations: :class:`handoffd.engine.kv_shared.SharedKvRunner` (GroupQueryAttention
+graphs, past and present bound to one preallocated max-length buffer) and
+:class:`handoffd.engine.kv_concat.ConcatKvRunner` (graphs that concatenate past and new KV
+themselves, such as Optimum exports).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class GraphRunner(Protocol):
+    #: slots that can decode together in one run
+    max_batch: int
+    #: tokens one slot can hold (prompt + generated)
+    capacity: int
+    #: KV bytes one token of one slot occupies (all layers, keys and values)
+    bytes_per_token: int
+
+    def prefill(self, slot: int, token_ids: Sequence[int], start: int) -> FloatArray:
+        """Append ``token_ids`` to ``slot`` (which holds ``start`` tokens); float32 logits of the
+        last position, shape ``[vocab]``."""
+        ...
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> FloatArray:
+        """Append one token to each of ``slots`` in one run; float32 logits ``[len(slots), vocab]``
+        in the order of ``slots``."""
+        ...
+
+    def release(self, slot: int) -> None:
+        """Forget what ``slot`` holds; it may be given to another request."""
+        ...
+
+
+def last_row(pointer: int, rows: int, width: int, dtype: np.dtype[np.generic]) -> FloatArray:
+    """A float32 copy of the last ``width`` elements of a ``[rows, width]`` host buffer at
+    ``pointer`` (only that row is read, not the whole buffer)."""
+    size = width * dtype.itemsize
+    raw = memoryview((ctypes.c_char * size).from_address(pointer + (rows - 1) * size)).cast("B")
+    row: FloatArray = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+    return row

@@ -1,0 +1,252 @@
+"""The engine worker: the one thread that runs the model, with continuous batching.
+
+Every onnxruntime run happens on this thread (``InferenceSession.run`` releases the GIL, so the
+event loop keeps serving while it runs). Requests arrive in a :class:`FairQueue`; each turn of the
+loop the worker
+
+1. drops requests whose consumer went away (``cancelled``), freeing their slot at once;
+2. admits waiting requests while a slot is free and the KV budget allows (a lone request is always
+   admitted), in the queue's fair order;
+3. runs ONE prefill chunk of the oldest admitted request still reading its prompt, so a newcomer
+   stalls running streams by at most one chunk;
+4. runs ONE decode step for every request that is generating, all slots batched in one run, then
+   samples, detokenizes and stop-checks each row on its own and posts the chunks to the event
+   loop in one hop.
+
+A request joins the decode batch right after its prefill and leaves it when it ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+from handoffd.domain import FinishReason, TokenChunk
+from handoffd.engine.limits import EngineLimits
+from handoffd.engine.queueing import FairQueue
+from handoffd.engine.request import EngineRequest, Item, Outbox, RequestKind, describe, post
+from handoffd.engine.runner import FloatArray, GraphRunner
+from handoffd.engine.sampling import log_softmax
+from handoffd.errors import HandoffdError, InternalError, Unavailable
+from handoffd.logsetup import get_logger
+
+log = get_logger(__name__)
+
+_IDLE_WAIT_S = 0.5
+
+
+class EngineWorker:
+    """Owns the runner and the request queue; start with :meth:`start`, end with :meth:`stop`."""
+
+    def __init__(
+        self,
+        runner: GraphRunner,
+        limits: EngineLimits,
+        *,
+        eos_token_ids: frozenset[int],
+    ) -> None:
+        self._runner = runner
+        self._limits = limits
+        self._eos = eos_token_ids
+        self.max_batch = max(1, min(limits.max_batch_size, runner.max_batch))
+        self.kv_budget_tokens = max(1, (limits.kv_cache_mb << 20) // runner.bytes_per_token)
+        self._cond = threading.Condition()
+        self._queue: FairQueue[EngineRequest] = FairQueue(limits.max_queued)
+        self._free_slots = list(range(self.max_batch))
+        self._reserved = 0
+        self._prefilling: list[EngineRequest] = []
+        self._decoding: list[EngineRequest] = []
+        self._stopping = False
+        self._thread = threading.Thread(target=self._main, name="handoffd-engine", daemon=True)
+        self.tokens_generated_total = 0
+
+    # -- called from the event loop ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, request: EngineRequest) -> None:
+        """Queue ``request``; :class:`ResourceExhausted` when the queue is full."""
+        with self._cond:
+            if self._stopping:
+                raise Unavailable("the local engine is shutting down; retry on the next daemon")
+            self._queue.push(request, app=request.app, priority=request.priority)
+            self._cond.notify()
+
+    def cancel(self, request: EngineRequest) -> None:
+        """Drop ``request``: out of the queue now, or out of its slot at the worker's next step."""
+        request.cancelled = True
+        with self._cond:
+            self._queue.remove(request)
+            self._cond.notify()
+
+    @property
+    def active(self) -> int:
+        return len(self._prefilling) + len(self._decoding)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Fail what is queued or running with Unavailable and end the thread (blocking)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    # -- the worker thread ------------------------------------------------------------------
+
+    def _main(self) -> None:
+        log.info("engine.worker_started", max_batch=self.max_batch,
+                 kv_budget_tokens=self.kv_budget_tokens)
+        while True:
+            with self._cond:
+                if self._stopping:
+                    break
+                self._admit()
+                if not self._prefilling and not self._decoding:
+                    self._cond.wait(_IDLE_WAIT_S)
+                    continue
+            self._drop_cancelled()
+            if self._prefilling:
+                self._prefill_step(self._prefilling[0])
+            if self._decoding:
+                self._decode_step()
+        self._shutdown()
+
+    def _admit(self) -> None:
+        while self._free_slots:
+            head = self._queue.peek()
+            if head is None:
+                return
+            need = min(len(head.prompt_ids) + head.params.max_tokens, self._runner.capacity)
+            if self.active and self._reserved + need > self.kv_budget_tokens:
+                return
+            self._queue.pop()
+            if head.cancelled:
+                continue
+            head.slot = self._free_slots.pop(0)
+            head.reserved_tokens = need
+            head.admitted_at = time.perf_counter()
+            self._reserved += need
+            self._prefilling.append(head)
+
+    def _release(self, request: EngineRequest) -> None:
+        request.finished = True
+        if request.slot >= 0:
+            self._runner.release(request.slot)
+            with self._cond:
+                self._free_slots.append(request.slot)
+                self._free_slots.sort()
+                self._reserved -= request.reserved_tokens
+            request.slot = -1
+
+    def _finish(self, request: EngineRequest, reason: FinishReason) -> tuple[Outbox, Item]:
+        self._release(request)
+        return request.outbox, request.result(reason)
+
+    def _drop_cancelled(self) -> None:
+        gone = [r for r in (*self._prefilling, *self._decoding) if r.cancelled]
+        if not gone:
+            return
+        for request in gone:
+            self._release(request)
+            log.info("engine.request_cancelled", generated=request.generated, **describe(request))
+        self._prefilling = [r for r in self._prefilling if not r.finished]
+        self._decoding = [r for r in self._decoding if not r.finished]
+        post([(r.outbox, r.result(FinishReason.CANCELLED)) for r in gone])
+
+    def _fail(self, requests: Sequence[EngineRequest], exc: Exception) -> None:
+        log.error("engine.run_failed", error=f"{type(exc).__name__}: {exc}"[:500],
+                  requests=len(requests), exc_info=exc)
+        error = exc if isinstance(exc, HandoffdError) else InternalError(
+            f"local generation failed: {type(exc).__name__}"
+        )
+        for request in requests:
+            self._release(request)
+        self._prefilling = [r for r in self._prefilling if not r.finished]
+        self._decoding = [r for r in self._decoding if not r.finished]
+        post([(r.outbox, error) for r in requests])
+
+    def _prefill_step(self, request: EngineRequest) -> None:
+        start = request.prefilled
+        chunk = request.prompt_ids[start : start + self._limits.prefill_chunk_tokens]
+        try:
+            logits = self._runner.prefill(request.slot, chunk, start)
+        except Exception as exc:
+            self._fail([request], exc)
+            return
+        request.prefilled += len(chunk)
+        if request.prefilled < len(request.prompt_ids):
+            return
+        self._prefilling.remove(request)
+        if request.kind is RequestKind.SCORE:
+            scores = log_softmax(logits)
+            result = {text: float(scores[token]) for text, token in request.candidate_ids.items()}
+            self._release(request)
+            post([(request.outbox, result)])
+            return
+        out: list[tuple[Outbox, Item]] = []
+        self._emit(request, logits, out)
+        if not request.finished:
+            self._decoding.append(request)
+        post(out)
+
+    def _decode_step(self) -> None:
+        rows = self._decoding
+        try:
+            logits = self._runner.decode([r.slot for r in rows], [r.next_token for r in rows])
+        except Exception as exc:
+            self._fail(list(rows), exc)
+            return
+        out: list[tuple[Outbox, Item]] = []
+        for index, request in enumerate(rows):
+            self._emit(request, logits[index], out)
+        self._decoding = [r for r in rows if not r.finished]
+        post(out)
+
+    def _emit(
+        self, request: EngineRequest, logits: FloatArray, out: list[tuple[Outbox, Item]]
+    ) -> None:
+        """Sample one token for ``request``, queue its chunk (and its end, if it ends)."""
+        choice = request.sampler.choose(logits)
+        token = choice.token_id
+        request.generated += 1
+        self.tokens_generated_total += 1
+        if not request.first_token_at:
+            request.first_token_at = time.perf_counter()
+        reason: FinishReason | None = None
+        if token in self._eos:
+            text = request.stops.flush()
+            reason = FinishReason.STOP
+        else:
+            text = request.stops.push(request.decoder.step(token))
+            if request.stops.stopped:
+                reason = FinishReason.STOP
+            elif request.generated >= request.params.max_tokens:
+                text += request.stops.flush()
+                reason = FinishReason.LENGTH
+        out.append((request.outbox, TokenChunk(text, token, choice.logprob, choice.entropy)))
+        request.next_token = token
+        if reason is not None:
+            out.append(self._finish(request, reason))
+
+    def _shutdown(self) -> None:
+        error = Unavailable("the local engine shut down before this request finished; retry")
+        with self._cond:
+            queued = []
+            while (item := self._queue.pop()) is not None:
+                queued.append(item)
+        running = [*self._prefilling, *self._decoding]
+        for request in running:
+            self._release(request)
+        self._prefilling, self._decoding = [], []
+        post([(r.outbox, error) for r in (*queued, *running)])
+        log.info("engine.worker_stopped", failed=len(queued) + len(running))
