@@ -1,0 +1,187 @@
+"""E-mail addresses and phone numbers.
+
+Phones: ``phonenumbers.PhoneNumberMatcher`` is the reference, but it costs ~1.4 ms on a 2 KB text
+with no digits at all and 0.25-0.7 ms per candidate and region on this class of machine (see
+docs/benchmarks.md), more than the whole scan may take. So candidates are found by one
+precompiled regex (digit groups with the separators people write: space - . / ( ) and an
+optional extension), then checked against phonenumbers' own metadata, per configured region for
+national formats and by country code for international ones (``+CC``, ``00CC``, ``011CC``),
+without ``phonenumbers.parse``. A UK ``020 ...`` number is a phone only when GB is configured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+import phonenumbers
+from phonenumbers import PhoneMetadata, PhoneNumber
+
+from handoffd.errors import ConfigError
+from handoffd.privacy.detectors.base import TextIndex
+from handoffd.privacy.findings import Finding
+
+# found from each "@": the local part backwards, the domain forwards
+_LOCAL = re.compile(r"[\w%+'-][\w.%+'-]{0,63}\Z")
+_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])"
+)
+
+
+class EmailDetector:
+    name = "email"
+
+    def find(self, text: str, index: TextIndex) -> list[Finding]:
+        out: list[Finding] = []
+        at = text.find("@")
+        while at != -1:
+            domain = _DOMAIN.match(text, at + 1)
+            if domain:
+                window = text[max(0, at - 64) : at]
+                local = _LOCAL.search(window)
+                if local:
+                    start = at - len(window) + local.start()
+                    out.append(Finding("EMAIL", start, domain.end(), "privacy.email"))
+            at = text.find("@", at + 1)
+        return out
+
+
+_GROUP = r"(?:\(\s?\d{1,5}\s?\)|\d)"
+_PHONE = re.compile(
+    r"(?<![\w+/.,(-])(?P<plus>\+\s?)?"
+    rf"(?P<body>{_GROUP}(?:[ \t]?[-./]?[ \t]?{_GROUP}){{5,22}})"
+    r"(?P<ext>[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6})?"
+    r"(?![\w]|[.,]\d)",
+    re.IGNORECASE,
+)
+_TRUNK_IN_PARENS = re.compile(r"\(\s?0\s?\)")
+_WS = re.compile(r"\s+")
+_NON_DIGIT = re.compile(r"[^0-9]+")
+_MIN_NSN = 6
+_IS_POSSIBLE = phonenumbers.ValidationResult.IS_POSSIBLE
+_MAX_DIGITS = 17
+
+
+class _Region:
+    """What national-format checking needs from one region's metadata."""
+
+    def __init__(self, code: str) -> None:
+        md = PhoneMetadata.metadata_for_region(code)
+        if md is None:
+            raise ConfigError(
+                f"phone region {code!r} is unknown to phonenumbers: use an ISO 3166 code "
+                "such as US, GB, DE, FR"
+            )
+        self.code = code
+        self.country_code: int = md.country_code or 0
+        self.national_prefix: str | None = md.national_prefix
+        #: national significant number lengths (a cheap filter before phonenumbers is asked)
+        self.lengths = frozenset(md.general_desc.possible_length if md.general_desc else ())
+        #: NANP numbers are often written without their "1"; elsewhere the prefix is written
+        self.prefix_optional = md.country_code == 1
+        idd = md.international_prefix or ""
+        self.idds = tuple(p for p in ("00", "011") if re.fullmatch(idd, p))
+
+
+class PhoneDetector:
+    name = "phone"
+
+    def __init__(
+        self, regions: Iterable[str], validation: Literal["possible", "valid"] = "possible"
+    ) -> None:
+        self._regions = tuple(_Region(r) for r in regions)
+        self._idds = tuple(sorted({p for r in self._regions for p in r.idds} | {"00"}))
+        self._valid = validation == "valid"
+
+    def find(self, text: str, index: TextIndex) -> list[Finding]:
+        out: list[Finding] = []
+        if not index.has_digits(7):
+            return out
+        for pos, endpos in index.digit_windows(8, 2):
+            out.extend(self._find_in(text, pos, endpos))
+        return out
+
+    def _find_in(self, text: str, pos: int, endpos: int) -> list[Finding]:
+        out: list[Finding] = []
+        for m in _PHONE.finditer(text, pos, endpos):
+            start = m.start("plus") if m.group("plus") else m.start("body")
+            end = m.end()
+            if self._is_phone(m.group("body"), plus=bool(m.group("plus"))):
+                out.append(Finding("PHONE", start, end, "privacy.phone"))
+                continue
+            out.extend(self._split(text, m.start("body"), m.end("body"), m.group("plus")))
+        return out
+
+    def _split(self, text: str, start: int, end: int, plus: str | None) -> list[Finding]:
+        """A failed candidate may be several numbers in a row: from each whitespace-aligned
+        start, report the longest window that is a phone. Windows may overlap; the scanner
+        merges overlapping findings, so every digit of every phone found stays covered."""
+        cuts = [start] + [w.end() for w in _WS.finditer(text, start, end)]
+        if len(cuts) < 2 or len(cuts) > 10:
+            return []
+        bounds = [*cuts, end]
+        # digits before each bound, so windows of impossible size are skipped without work
+        before = [0]
+        for a, b in itertools.pairwise(bounds):
+            before.append(before[-1] + len(_NON_DIGIT.sub("", text[a:b])))
+        out: list[Finding] = []
+        i = 0
+        while i < len(cuts):
+            for j in range(len(bounds) - 1, i, -1):
+                if not 7 <= before[j] - before[i] <= _MAX_DIGITS:
+                    continue
+                piece = text[bounds[i] : bounds[j]].rstrip()
+                has_plus = bool(plus) and i == 0
+                if self._is_phone(piece, plus=has_plus):
+                    s = bounds[i] - (len(plus) if has_plus and plus else 0)
+                    out.append(Finding("PHONE", s, bounds[i] + len(piece), "privacy.phone"))
+                    break
+            i += 1
+        return out
+
+    def _is_phone(self, body: str, *, plus: bool) -> bool:
+        if plus:
+            body = _TRUNK_IN_PARENS.sub("", body)
+        digits = _NON_DIGIT.sub("", body)
+        if not 7 <= len(digits) <= _MAX_DIGITS:
+            return False
+        if plus:
+            return self._international(digits)
+        for idd in self._idds:
+            if digits.startswith(idd) and self._international(digits[len(idd) :]):
+                return True
+        return any(self._national(digits, r) for r in self._regions)
+
+    def _international(self, digits: str) -> bool:
+        for n in (1, 2, 3):
+            cc = int(digits[:n]) if len(digits) > n else 0
+            if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                return self._check(cc, digits[n:])
+        return False
+
+    def _national(self, digits: str, region: _Region) -> bool:
+        prefix = region.national_prefix
+        if prefix and digits.startswith(prefix):
+            digits = digits[len(prefix) :]
+        elif prefix and not region.prefix_optional:
+            return False
+        if region.lengths and len(digits) not in region.lengths:
+            return False
+        return self._check(region.country_code, digits)
+
+    def _check(self, country_code: int, nsn: str) -> bool:
+        if len(nsn) < _MIN_NSN:
+            return False
+        zeros = len(nsn) - len(nsn.lstrip("0"))
+        number = PhoneNumber(
+            country_code=country_code,
+            national_number=int(nsn),
+            italian_leading_zero=zeros > 0 or None,
+            number_of_leading_zeros=zeros if zeros > 1 else None,
+        )
+        if self._valid:
+            return bool(phonenumbers.is_valid_number(number))
+        # IS_POSSIBLE only: "possible local only" (a 7-digit US number) matches too much
+        return bool(phonenumbers.is_possible_number_with_reason(number) == _IS_POSSIBLE)
