@@ -22,11 +22,19 @@ Several files (``load_policy([a, b])``) combine in order: mappings merge key by 
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from handoffd.domain import HandoffPreference
 from handoffd.schema.base import Frozen
@@ -37,9 +45,43 @@ RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 TARGET_NAME_PATTERN = r"^[a-z0-9_-]{1,64}$"
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
-RuleId = Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN)]
-TargetName = Annotated[str, StringConstraints(pattern=TARGET_NAME_PATTERN)]
-AppName = Annotated[str, StringConstraints(pattern=APP_NAME_PATTERN)]
+
+
+def _shaped(pattern: str, what: str, example: str) -> Any:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{what} {value!r} is not allowed: use {example}")
+        return value
+
+    return (AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern}))
+
+
+RuleId = Annotated[
+    str,
+    *_shaped(
+        RULE_ID_PATTERN,
+        "rule id",
+        "lower-case letters, digits, '.', '_' and '-', such as 'labels.health'",
+    ),
+]
+TargetName = Annotated[
+    str,
+    *_shaped(
+        TARGET_NAME_PATTERN,
+        "target name",
+        "a name from the daemon config's cloud.targets (lower-case letters, digits, '_', '-')",
+    ),
+]
+AppName = Annotated[
+    str,
+    *_shaped(
+        APP_NAME_PATTERN,
+        "app name",
+        "letters, digits, '.', '_' and '-', starting with a letter or digit",
+    ),
+]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 Usd = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 PerMinute = Annotated[int, Field(ge=1, le=1_000_000_000)]
