@@ -6,8 +6,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from structlog.testing import capture_logs
-
 from handoffd.domain import HandoffPreference
 from handoffd.errors import PolicyDenied
 from handoffd.policy import (
@@ -21,6 +19,7 @@ from handoffd.policy import (
 from handoffd.privacy import PiiScanner
 from handoffd.schema.cloud import CloudPrices
 from handoffd.schema.privacy import Action
+from structlog.testing import capture_logs
 
 POLICY = policy_from_text(
     textwrap.dedent(

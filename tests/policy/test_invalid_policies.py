@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from handoffd.errors import ConfigError
 from handoffd.policy import load_policy
 

@@ -7,12 +7,11 @@ import asyncio
 import textwrap
 
 import pytest
-from structlog.testing import capture_logs
-
 from handoffd.errors import ResourceExhausted
 from handoffd.policy import RateLimiter, RateTicket, policy_from_text
 from handoffd.policy.ratelimit import Gcra
 from handoffd.schema.policy import RateLimitRule
+from structlog.testing import capture_logs
 
 SECOND = 1_000_000_000
 

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
-
 from handoffd.errors import ConfigError
 from handoffd.policy import LoadedPolicy, PolicyHolder, ReloadOutcome
+from structlog.testing import capture_logs
 
 GOOD = "version: 1\ncloud: {allow: [lan]}\n"
 BETTER = "version: 1\ncloud: {allow: [lan, openai]}\n"
@@ -33,7 +32,8 @@ async def test_bad_file_keeps_the_old_policy(tmp_path: Path) -> None:
         assert holder.stats.last_error is not None
         assert f"{path}:3:" in holder.stats.last_error
         failed = [e for e in logs if e["event"] == "policy.reload_failed"]
-        assert failed and failed[0]["kept_policy_hash"] == before.hash
+        assert failed
+        assert failed[0]["kept_policy_hash"] == before.hash
     finally:
         await holder.aclose()
 
@@ -111,5 +111,5 @@ async def test_daemon_does_not_start_on_a_bad_policy(tmp_path: Path) -> None:
     """Opening the holder on an invalid file raises ConfigError with the location."""
     path = tmp_path / "policy.yaml"
     path.write_text(BAD, encoding="utf-8")
-    with pytest.raises(ConfigError, match="policy.yaml:3:"):
+    with pytest.raises(ConfigError, match=r"policy\.yaml:3:"):
         await PolicyHolder.open([path])
