@@ -34,19 +34,19 @@ class NotifyListener:
         finally:
             self.sock.setblocking(False)
 
-    async def next(self, timeout: float = 5.0) -> str:
+    async def next(self, within: float = 5.0) -> str:
         """The next message, awaited on the running loop (the loop keeps running meanwhile)."""
         import asyncio
 
         loop = asyncio.get_running_loop()
-        data = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), timeout)
+        data = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), within)
         return data.decode()
 
 
 @pytest.fixture
 def notify_listener() -> Iterator[NotifyListener]:
     """A datagram socket on a short temp path, like systemd's /run/systemd/notify."""
-    with tempfile.TemporaryDirectory(prefix="hfd-n-", dir="/tmp") as d:  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="hfd-n-", dir="/tmp") as d:
         path = Path(d) / "notify"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(path))
@@ -55,3 +55,7 @@ def notify_listener() -> Iterator[NotifyListener]:
             yield NotifyListener(str(path), sock)
         finally:
             sock.close()
+
+
+# log hygiene for these tests until tests/conftest.py enables tests.log_scan suite-wide
+from tests.log_scan import _log_hygiene, pytest_configure  # noqa: E402, F401

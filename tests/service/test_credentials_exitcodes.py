@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from handoffd.errors import ConfigError, InternalError, ModelError
 from handoffd.service.credentials import (
     CLOUD_API_KEY,

@@ -8,10 +8,10 @@ import signal
 from collections.abc import AsyncIterator
 
 import pytest
-
 from handoffd.errors import ConfigError
 from handoffd.service.notify import Notifier
 from handoffd.service.reload import ReloadHandler
+
 from tests.service.conftest import NotifyListener
 
 
@@ -76,9 +76,7 @@ async def test_crashing_reload_is_reported_generically(
     assert await handler.reload_now() is False
     await notify_listener.next()
     ready = await notify_listener.next()
-    assert ready == (
-        "READY=1\nSTATUS=reload failed (internal error), previous configuration kept"
-    )
+    assert ready == ("READY=1\nSTATUS=reload failed (internal error), previous configuration kept")
 
 
 async def test_signals_during_a_reload_are_coalesced(notifier: Notifier) -> None:

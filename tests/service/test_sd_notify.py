@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-
 from handoffd.errors import ConfigError
 from handoffd.service.notify import MAX_STATUS_CHARS, Notifier
+
 from tests.service.conftest import NotifyListener
 
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import structlog
-
 from handoffd.errors import ConfigError
 from handoffd.service.notify import Notifier
 from handoffd.service.watchdog import LoopWatchdog, watchdog_timeout_s
+
 from tests.service.conftest import NotifyListener
 
 INTERVAL_S = 0.05
@@ -26,10 +26,10 @@ async def notifier(notify_listener: NotifyListener) -> AsyncIterator[Notifier]:
     n.close()
 
 
-async def _wait_for(predicate: object, timeout: float = 10.0) -> None:
+async def _wait_for(predicate: object, within: float = 10.0) -> None:
     """Let the loop run until ``predicate()`` holds (generous timeout: CI may be busy)."""
     assert callable(predicate)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")

@@ -44,8 +44,9 @@ FILE_VERSION = 1
 TOKEN_FILENAME = "tokens.json"  # noqa: S105 - a file name, not a secret
 MAX_FILE_BYTES = 4 << 20
 
-#: identifies one state of the token file: (device, inode, mtime_ns, size), or None if absent
-FileSignature = tuple[int, int, int, int] | None
+#: identifies one state of the token file (stat fields that change on any rewrite, chmod or
+#: chown), or None if it is absent
+FileSignature = tuple[int, ...] | None
 
 
 def default_token_file(state_dir: Path) -> Path:
@@ -117,12 +118,15 @@ class TokenTable:
         return len(self._by_app)
 
 
+def _stat_signature(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode, st.st_uid)
+
+
 def _signature(path: Path) -> FileSignature:
     try:
-        st = path.stat()
+        return _stat_signature(path.stat())
     except FileNotFoundError:
         return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _parse(data: Any, path: Path) -> dict[str, TokenRecord]:
@@ -185,9 +189,7 @@ class TokenStore:
                 f"{self.path}: invalid JSON ({exc}); restore it from a backup "
                 "or delete it and re-add the apps"
             ) from None
-        return TokenTable(
-            _parse(data, self.path), (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-        )
+        return TokenTable(_parse(data, self.path), _stat_signature(st))
 
     def _check_safe(self, st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode):
@@ -197,10 +199,14 @@ class TokenStore:
                 f"{self.path}: the token file is writable by others (mode "
                 f"{stat.S_IMODE(st.st_mode):04o}); run: chmod 600 {self.path}"
             )
-        if st.st_uid not in (0, os.geteuid()):
+        # whoever owns the directory can replace the file anyway, so that owner is fine too
+        trusted = {0, os.geteuid()}
+        with contextlib.suppress(OSError):
+            trusted.add(self.path.parent.stat().st_uid)
+        if st.st_uid not in trusted:
             raise ConfigError(
-                f"{self.path}: the token file belongs to uid {st.st_uid}, not to this user or "
-                f"root; run: chown {os.geteuid()} {self.path}"
+                f"{self.path}: the token file belongs to uid {st.st_uid}, not to this user, root "
+                f"or the owner of its directory; run: chown {os.geteuid()} {self.path}"
             )
 
     def add(self, app: str, role: CallerRole = CallerRole.APP) -> str:

@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import structlog
@@ -37,8 +37,9 @@ _caller: ContextVar[Caller | None] = ContextVar("handoffd_caller", default=None)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 REQUEST_ID_KEY = "x-request-id"
 
-Handler = grpc.RpcMethodHandler[Any, Any]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+# strings: grpc's classes are not subscriptable at runtime, only in the stubs
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]"
 
 
 def current_caller() -> Caller:
