@@ -145,7 +145,7 @@ class PhoneDetector:
         if plus:
             body = _TRUNK_IN_PARENS.sub("", body)
         digits = _NON_DIGIT.sub("", body)
-        if not 7 <= len(digits) <= _MAX_DIGITS:
+        if not 7 <= len(digits) <= _MAX_DIGITS or len(set(digits)) == 1:
             return False
         if plus:
             return self._international(digits)
@@ -164,11 +164,18 @@ class PhoneDetector:
     def _national(self, digits: str, region: _Region) -> bool:
         prefix = region.national_prefix
         if prefix and digits.startswith(prefix):
+            if region.prefix_optional and self._national_number(digits, region):
+                return True  # NANP: "1..." may be the trunk prefix or not
             digits = digits[len(prefix) :]
         elif prefix and not region.prefix_optional:
             return False
+        return self._national_number(digits, region)
+
+    def _national_number(self, digits: str, region: _Region) -> bool:
         if region.lengths and len(digits) not in region.lengths:
             return False
+        if region.country_code == 1 and (digits[0] in "01" or digits[3] in "01"):
+            return False  # NANP: area code and exchange are NXX (N = 2-9)
         return self._check(region.country_code, digits)
 
     def _check(self, country_code: int, nsn: str) -> bool:
