@@ -43,11 +43,18 @@ from handoffd.policy.prices import (
 )
 from handoffd.schema.cloud import CloudPrices
 from handoffd.schema.policy import BudgetLimit, BudgetScope
+from handoffd.settings import state_dir
 
 _log = get_logger(__name__)
 
 PRICE_UNKNOWN_RULE_ID = "budget.price_unknown"
 DEFAULT_TTL_S = 900.0
+BUDGET_DB_NAME = "budget.sqlite3"
+
+
+def default_budget_path() -> Path:
+    """``<state dir>/budget.sqlite3``."""
+    return state_dir() / BUDGET_DB_NAME
 
 _MIGRATIONS: tuple[tuple[str, str], ...] = (
     (

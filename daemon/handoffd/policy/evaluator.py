@@ -65,11 +65,14 @@ class PolicyEvaluator:
     ``prices``: the cloud targets' prices (from the daemon config), used to drop targets with an
     unknown price or a worst case above ``max_cost_per_request``. ``None`` skips the cost checks
     (``handoffctl policy check`` without a daemon config); the budget ledger still refuses an
-    unknown price at reservation.
+    unknown price at reservation. ``log_shadow``: log shadow matches (off for offline checks).
     """
 
-    def __init__(self, prices: Mapping[str, CloudPrices] | None = None) -> None:
+    def __init__(
+        self, prices: Mapping[str, CloudPrices] | None = None, *, log_shadow: bool = True
+    ) -> None:
         self._prices = dict(prices) if prices is not None else None
+        self._log_shadow = log_shadow
 
     def evaluate(self, policy: LoadedPolicy | AppPolicy, facts: RequestFacts) -> PolicyVerdict:
         app = policy.for_app(facts.app) if isinstance(policy, LoadedPolicy) else policy
@@ -94,7 +97,7 @@ class PolicyEvaluator:
             tally.reasons.append(Reason(app.cloud.id, f"may hand off to {', '.join(targets)}"))
         else:
             targets = ()
-        if tally.shadow:
+        if tally.shadow and self._log_shadow:
             _log.info(
                 "policy.shadow_match",
                 app=facts.app,

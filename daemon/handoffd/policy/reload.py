@@ -23,7 +23,7 @@ from pathlib import Path
 from handoffd.errors import ConfigError
 from handoffd.logsetup import get_logger
 from handoffd.policy.app_policy import LoadedPolicy
-from handoffd.policy.loader import load_policy
+from handoffd.policy.loader import load_policy, policy_from_text
 
 _log = get_logger(__name__)
 
@@ -94,7 +94,8 @@ class PolicyHolder:
         watch: bool = True,
     ) -> PolicyHolder:
         """Load ``paths`` (raising :class:`ConfigError` if invalid: the daemon must not start on
-        a bad policy) and, with ``watch``, start polling them every ``poll_interval_s``."""
+        a bad policy) and, with ``watch``, start polling them every ``poll_interval_s``. No
+        paths: the built-in policy under which nothing leaves the device."""
         if poll_interval_s <= 0:
             raise ConfigError(f"poll_interval_s must be > 0, got {poll_interval_s}")
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-loader")
@@ -115,7 +116,9 @@ class PolicyHolder:
             executor=executor,
         )
         _log.info("policy.loaded", policy_hash=policy.hash, files=[str(p) for p in paths])
-        if watch:
+        if not paths:
+            _log.warning("policy.builtin_local_only", hint="set policy.files in the config")
+        if watch and paths:
             holder._watcher = asyncio.create_task(holder._watch(), name="policy-watch")
         return holder
 
@@ -188,9 +191,15 @@ class PolicyHolder:
         self._executor.shutdown(wait=True)
 
 
+#: the policy in force when no file is configured: nothing leaves the device
+BUILTIN_LOCAL_ONLY = "version: 1\ncloud: {id: cloud.not_configured, allow: []}\n"
+
+
 def _load(
     paths: tuple[Path, ...], known_targets: Collection[str] | None
 ) -> tuple[Fingerprint, LoadedPolicy]:
+    if not paths:
+        return (), policy_from_text(BUILTIN_LOCAL_ONLY, "<built-in: local only>")
     # fingerprint first: a write during the load changes it again, and the next poll reloads
     fingerprint = _fingerprint(paths)
     return fingerprint, load_policy(paths, known_targets=known_targets)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -305,3 +306,28 @@ class PolicyFile(PolicySection):
                 f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
             ) from None
         return value
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file (for editors and ``handoffctl policy schema``)."""
+    schema = PolicyFile.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "handoffd policy file (version 1)",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+class PolicySettings(Frozen):
+    """The daemon config's ``policy:`` section: where the policy lives and how budgets are kept."""
+
+    #: policy files, combined in order; empty: nothing may leave the device (no handoff at all)
+    files: tuple[Path, ...] = ()
+    #: seconds between checks of the files for changes (SIGHUP reloads at once)
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: the budget store; default ``<state dir>/budget.sqlite3``
+    budget_db: Path | None = None
+    #: an unsettled reservation stops counting after this long (a crashed daemon's calls)
+    reservation_ttl_s: Annotated[float, Field(gt=0, le=86_400)] = 900.0
+    #: fsync every budget commit (a power loss cannot forget recorded spend)
+    durable_budget: bool = True
