@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -352,3 +353,25 @@ async def test_concurrency_is_limited_per_target(cloud: FakeCloud, make_client: 
         await first.aclose()
     result = await client.chat("fake", MESSAGES, PARAMS)
     assert result.text.startswith("Paris")
+
+
+async def test_cancelled_consumer_frees_the_slot(cloud: FakeCloud, make_client: MakeClient) -> None:
+    """A consumer cancelled mid-stream closes the HTTP stream and gives back its concurrency
+    slot and breaker permit: the next call on a max_concurrent=1 target goes through."""
+    cloud.inject(Hang(after_chunks=1))
+    client = make_client(max_concurrent=1, breaker={"failures_to_open": 1, "open_for_s": 60})
+    first_text = asyncio.Event()
+
+    async def consume() -> None:
+        async for delta in client.stream_chat("fake", MESSAGES, PARAMS):
+            if delta.text:
+                first_text.set()
+
+    task = asyncio.create_task(consume())
+    await first_text.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    result = await client.chat("fake", MESSAGES, PARAMS, deadline=time.monotonic() + 10)
+    assert result.text.startswith("Paris")
+    assert client.breaker_state("fake") == "closed"

@@ -149,6 +149,13 @@ class FakeCloud:
             if r.path.endswith("/chat/completions") and r.body is not None
         ]
 
+    async def wait_for_chat_requests(self, count: int, timeout_s: float = 10.0) -> None:
+        """Wait until at least ``count`` chat requests have arrived (TimeoutError after
+        ``timeout_s``). Polls: the server may be filling the record from another thread."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.chat_bodies()) < count:  # noqa: ASYNC110 - written by another thread
+                await asyncio.sleep(0.01)
+
     def all_text_sent(self) -> str:
         """Every byte of every request body, decoded: for "X never left the device" checks."""
         return "\n".join(r.raw_body.decode("utf-8", "replace") for r in self.requests)

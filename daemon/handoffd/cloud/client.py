@@ -42,7 +42,7 @@ from handoffd.cloud.breaker import BreakerState, CircuitBreaker, Permit
 from handoffd.cloud.failures import AttemptFailure, FailureKind, to_error
 from handoffd.cloud.keys import resolve_api_key
 from handoffd.cloud.retry import RetryPolicy
-from handoffd.cloud.sdk import failure_from, make_sdk_client
+from handoffd.cloud.sdk import call_options, failure_from, make_sdk_client
 from handoffd.cloud.types import CloudCompletion, CloudDelta, CloudUsage
 from handoffd.cloud.wire import finish_reason as map_finish
 from handoffd.cloud.wire import read_chunk, read_completion, request_body
@@ -73,6 +73,8 @@ class _Target:
     breaker: CircuitBreaker
     slots: asyncio.Semaphore
     retry: RetryPolicy
+    #: extra keyword arguments for every create() call (see sdk.call_options)
+    call_options: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -130,6 +132,7 @@ class CloudClient:
                 breaker=CircuitBreaker(ts.breaker.failures_to_open, ts.breaker.open_for_s),
                 slots=asyncio.Semaphore(ts.max_concurrent),
                 retry=RetryPolicy(ts.max_retries, ts.retry_after_cap_s, ts.retry_backoff_s),
+                call_options=call_options(key),
             )
 
     def __repr__(self) -> str:
@@ -250,7 +253,10 @@ class CloudClient:
             try:
                 async with asyncio.timeout_at(_loop_time(first_by)):
                     stream = await t.sdk.chat.completions.create(
-                        **body, stream=True, stream_options={"include_usage": True}
+                        **body,
+                        **t.call_options,
+                        stream=True,
+                        stream_options={"include_usage": True},
                     )
                     chunk = await anext(stream, None)
             except TimeoutError:
@@ -309,7 +315,7 @@ class CloudClient:
         self._log_request(call, body, stream=False)
         try:
             async with asyncio.timeout_at(_loop_time(call.deadline)):
-                completion = await t.sdk.chat.completions.create(**body)
+                completion = await t.sdk.chat.completions.create(**body, **t.call_options)
         except TimeoutError:
             raise call.expired() from None
         except Exception as exc:

@@ -11,6 +11,7 @@ environment: the key (``OPENAI_API_KEY``) and base URL are always passed explici
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx2
 import openai
@@ -20,8 +21,16 @@ from handoffd.cloud.keys import ApiKey
 from handoffd.cloud.retry import parse_retry_after
 from handoffd.schema.cloud import CloudTargetSettings
 
-#: sent as the SDK's api_key for keyless targets; the Authorization header is then omitted
+#: given to the SDK as api_key for keyless targets; :func:`call_options` then drops the header
 _NO_KEY = "handoffd-no-key"
+
+
+def call_options(key: ApiKey | None) -> dict[str, Any]:
+    """Extra keyword arguments for every ``create()`` call of a target: a keyless target sends
+    no Authorization header (the SDK only accepts that as a per-request omission)."""
+    if key is None:
+        return {"extra_headers": {"Authorization": openai.Omit()}}
+    return {}
 
 
 def make_sdk_client(settings: CloudTargetSettings, key: ApiKey | None) -> openai.AsyncOpenAI:
@@ -30,8 +39,6 @@ def make_sdk_client(settings: CloudTargetSettings, key: ApiKey | None) -> openai
         "OpenAI-Organization": openai.Omit(),
         "OpenAI-Project": openai.Omit(),
     }
-    if key is None:
-        headers["Authorization"] = openai.Omit()
     return openai.AsyncOpenAI(
         api_key=key.reveal() if key is not None else _NO_KEY,
         base_url=settings.base_url,
