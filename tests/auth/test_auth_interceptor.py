@@ -172,7 +172,7 @@ async def listeners(short_dir: Path) -> AsyncIterator[Listeners]:
     group = grp.getgrgid(os.getgid()).gr_name
     settings = AuthSettings(
         apps={"kiosk": AppSocketSettings(group=group)},
-        default_socket_role=CallerRole.ADMIN,
+        default_socket_role="admin",
         token_refresh_s=0,
     )
     auth = Authenticator(settings, store)

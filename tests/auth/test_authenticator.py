@@ -41,8 +41,8 @@ def test_listeners_follow_the_config(store: TokenStore) -> None:
     """default_socket_role and per-app roles from the config shape the listener identities."""
     auth = _auth(
         store,
-        default_socket_role=CallerRole.APP,
-        apps={"panel": AppSocketSettings(group="root", role=CallerRole.ADMIN)},
+        default_socket_role="app",
+        apps={"panel": AppSocketSettings(group="root", role="admin")},
     )
     assert auth.authenticate(auth.main_listener(), None) == Caller("default", CallerRole.APP)
     panel = auth.app_listeners()["panel"]

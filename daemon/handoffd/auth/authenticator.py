@@ -130,12 +130,12 @@ class Authenticator:
         return self._settings
 
     def main_listener(self) -> ListenerIdentity:
-        return ListenerIdentity.main_socket(self._settings.default_socket_role)
+        return ListenerIdentity.main_socket(CallerRole(self._settings.default_socket_role))
 
     def app_listeners(self) -> dict[str, ListenerIdentity]:
         """One identity per configured app socket."""
         return {
-            name: ListenerIdentity.app_socket(name, app.role)
+            name: ListenerIdentity.app_socket(name, CallerRole(app.role))
             for name, app in self._settings.apps.items()
         }
 

@@ -112,7 +112,7 @@ def list_apps(obj: _AppsContext, as_json: bool) -> None:
     rows += [
         {
             "name": name,
-            "role": app.role.value,
+            "role": app.role,
             "via": "socket",
             "token": "",
             "created": "",

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from handoffd.domain import CallerRole
 from handoffd.schema.base import Frozen
 
 #: app names: lower-case, start with a letter, at most 63 characters
 APP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 #: the identity of callers on the main socket; no app may take it
 DEFAULT_APP = "default"
+#: caller roles as config values (the same strings as ``handoffd.domain.CallerRole``; the schema is
+#: foundation and does not import the domain)
+RoleName = Literal["app", "admin"]
 _GROUP_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
 
 
@@ -72,7 +74,7 @@ class AppSocketSettings(Frozen):
     #: the socket file's mode; 0660 lets the group connect
     mode: str = "0660"
     #: what callers on this socket may do
-    role: CallerRole = CallerRole.APP
+    role: RoleName = "app"
 
     @field_validator("group")
     @classmethod
@@ -105,7 +107,7 @@ class AuthSettings(Frozen):
     #: hashed bearer tokens (JSON, 0600); default ``<state dir>/tokens.json``
     token_file: Path | None = None
     #: role of callers on the main socket without a token (identity ``default``)
-    default_socket_role: CallerRole = CallerRole.ADMIN
+    default_socket_role: RoleName = "admin"
     #: refuse callers on Unix sockets that present no token (TCP always requires one)
     require_token_on_unix: bool = False
     #: how often (at most) the daemon re-reads the token file to see added or revoked apps
