@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from handoffd.domain import HandoffPreference
 from handoffd.policy.app_policy import LoadedPolicy
 from handoffd.policy.evaluator import PolicyEvaluator
 from handoffd.policy.verdict import EntitySummary, PolicyVerdict, RequestFacts
@@ -65,7 +66,7 @@ def run_case(
     facts = RequestFacts(
         app=given.app,
         labels=frozenset(given.labels),
-        preference=given.preference,
+        preference=HandoffPreference(given.preference),
         prompt_tokens=(
             estimate_tokens(given.prompt) if given.prompt_tokens is None else given.prompt_tokens
         ),

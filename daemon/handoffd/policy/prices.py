@@ -9,6 +9,7 @@ caller refuses the request (fail closed).
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal
+from functools import lru_cache
 
 from handoffd.schema.cloud import CloudPrices
 
@@ -20,9 +21,15 @@ class UnknownPrice(ValueError):
     """The input or output price of a target is not configured."""
 
 
+@lru_cache(maxsize=1024)
+def _decimal(value: float) -> Decimal:
+    """The decimal a price or amount was written as (``0.15``, not 0.1499999...)."""
+    return Decimal(str(value))
+
+
 def usd_to_nanos(usd: float) -> int:
     """Exact for amounts written with up to 9 decimals; rounds up beyond that."""
-    value = Decimal(str(usd)) * NANOS_PER_USD
+    value = _decimal(usd) * NANOS_PER_USD
     return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
@@ -53,9 +60,9 @@ def cost_nanos(
     cached = min(max(cached_prompt_tokens, 0), prompt)
     cached_price = prices.cached_input if prices.cached_input is not None else prices.input
     total = (
-        Decimal(prompt - cached) * Decimal(str(prices.input))
-        + Decimal(cached) * Decimal(str(cached_price))
-        + Decimal(max(completion_tokens, 0)) * Decimal(str(prices.output))
+        (prompt - cached) * _decimal(prices.input)
+        + cached * _decimal(cached_price)
+        + max(completion_tokens, 0) * _decimal(prices.output)
     ) * _NANOS_PER_TOKEN_AT_ONE_USD_PER_M
     return int(total.to_integral_value(rounding=ROUND_CEILING))
 

@@ -37,7 +37,6 @@ from pydantic import (
     model_validator,
 )
 
-from handoffd.domain import HandoffPreference
 from handoffd.schema.base import Frozen
 from handoffd.schema.privacy import Action, PrivacyConfig
 from handoffd.schema.routing import RoutingConfig
@@ -257,7 +256,8 @@ class CaseInput(Frozen):
     prompt: str = ""
     app: str = "default"
     labels: tuple[Label, ...] = ()
-    preference: HandoffPreference = HandoffPreference.AUTO
+    #: the app's handoff preference (values of handoffd.domain.HandoffPreference)
+    preference: Literal["auto", "local_only", "prefer_cloud"] = "auto"
     #: tokens in the prompt; default: estimated as one per 4 characters
     prompt_tokens: Annotated[int, Field(ge=0)] | None = None
     max_tokens: Annotated[int, Field(ge=1)] = 256

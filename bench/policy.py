@@ -1,0 +1,324 @@
+"""Policy engine numbers: decision latency, rate-limit admission, budget correctness and speed.
+
+    python bench/policy.py [--iterations 5000] [--no-write]
+
+1. **Decision latency** on a 2 KB prompt with every built-in detector on (the privacy section of
+   ``policies/default.yaml``): the whole decision (``PiiScanner.scan`` + ``summarize`` +
+   ``PolicyEvaluator.evaluate`` with target prices, so the per-request cost ceiling is checked),
+   against two baselines measured in the same run: the scan alone and the evaluation alone.
+   ``time.perf_counter_ns`` per call after a warm-up; p50/p99/max over all calls. Must-show:
+   p99 <= 1 ms for the whole decision.
+2. **Rate limits**: ``RateLimiter.admit`` + ``release`` with the default policy's two rules
+   (per app: rpm, tpm, concurrency; per target: rpm, concurrency).
+3. **Budget correctness**: 200 concurrent requests against a $5 daily budget, each a 20k-token
+   prompt with max_tokens 2000 at $2.50/$10 per 1M tokens (worst case $0.07, real cost
+   $0.055-0.07), each "cloud call" a random 0-5 ms sleep. Baseline: check-then-record (read the
+   spend, call, record the cost) on the same SQLite setup. Ours: reserve in BEGIN IMMEDIATE,
+   call, settle. Reported: total spend, overspend, dangling reservations.
+4. **Budget speed**: sequential reserve+settle pairs per second, ``synchronous=FULL`` (default,
+   durable) vs ``NORMAL``, on this machine's disk (a temp dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiosqlite
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "daemon"))
+
+from handoffd.errors import ResourceExhausted  # noqa: E402
+from handoffd.logsetup import configure_logging  # noqa: E402
+from handoffd.policy import (  # noqa: E402
+    BudgetLedger,
+    PolicyEvaluator,
+    RateLimiter,
+    RequestFacts,
+    load_policy,
+    policy_from_text,
+    summarize,
+)
+from handoffd.privacy import PiiScanner  # noqa: E402
+from handoffd.schema.cloud import CloudPrices  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+NAME = "policy"
+
+PROSE = (
+    "The quarterly review covers the migration of the billing service to the new cluster, "
+    "the incident on the 14th where the queue backed up for forty minutes, and the plan for "
+    "the next release. Please keep the summary short and list the open questions at the end. "
+)
+PII = (
+    " Contact maria.rossi@example.com or call +44 20 7946 0958 about the refund to "
+    "DE89 3704 0044 0532 0130 00; the server at 10.20.30.40 logged it."
+)
+PRICES = {"cloud": CloudPrices(input=2.5, output=10.0)}
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def prompt_2kb(with_pii: bool) -> str:
+    text = ""
+    while len(text) < 2048 - len(PII):
+        text += PROSE
+    if with_pii:
+        text = text[: 1024] + PII + text[1024:]
+    return text[:2048]
+
+
+def timed(fn: Callable[[], object], iterations: int) -> list[float]:
+    for _ in range(min(500, iterations)):
+        fn()
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(iterations):
+        start = clock()
+        fn()
+        out.append((clock() - start) / 1000.0)
+    return out
+
+
+def stats(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered), p99, ordered[-1]
+
+
+def decision_latency(iterations: int) -> list[tuple[str, tuple[float, float, float]]]:
+    policy = load_policy([ROOT / "policies" / "default.yaml"], known_targets={"cloud"})
+    app = policy.for_app("chat")
+    scanner = PiiScanner(app.privacy)
+    evaluator = PolicyEvaluator(PRICES, log_shadow=False)
+    rows = []
+    for with_pii in (True, False):
+        text = prompt_2kb(with_pii)
+        tokens = len(text) // 4
+        entities = summarize(scanner.scan(text))
+        facts = RequestFacts(app="chat", prompt_tokens=tokens, max_tokens=256, entities=entities)
+        label = "2 KB, 4 PII values" if with_pii else "2 KB, no PII"
+
+        def whole(text: str = text, tokens: int = tokens) -> object:
+            found = summarize(scanner.scan(text))
+            return evaluator.evaluate(
+                policy,
+                RequestFacts(app="chat", prompt_tokens=tokens, max_tokens=256, entities=found),
+            )
+
+        rows.append((f"whole decision ({label})", stats(timed(whole, iterations))))
+        scan_only = stats(timed(lambda t=text: scanner.scan(t), iterations))
+        rows.append((f"baseline: scan only ({label})", scan_only))
+        rows.append(
+            (
+                f"baseline: evaluate only ({label})",
+                stats(timed(lambda f=facts: evaluator.evaluate(policy, f), iterations)),
+            )
+        )
+    return rows
+
+
+def ratelimit_latency(iterations: int) -> tuple[float, float, float]:
+    policy = load_policy([ROOT / "policies" / "default.yaml"])
+    rules = policy.for_app("chat").rate_limits
+    fake_now = [0]
+
+    def clock() -> int:
+        fake_now[0] += 10_000_000_000  # 10 s per call: never limited, measures the work
+        return fake_now[0]
+
+    limiter = RateLimiter(clock_ns=clock)
+
+    def once() -> None:
+        limiter.admit(rules, app="chat", target="cloud", tokens=1200).release(used_tokens=800)
+
+    return stats(timed(once, iterations))
+
+
+BUDGET_POLICY = """\
+version: 1
+cloud: {allow: [cloud]}
+budgets:
+  limits:
+    - {id: budget.day, scope: global, period: day, usd: 5}
+"""
+
+
+async def naive_check_then_record(path: Path, requests: list[tuple[int, int]]) -> tuple[float, int]:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("CREATE TABLE spend (usd_nanos INTEGER NOT NULL)")
+    limit = 5_000_000_000
+    price_in, price_out = 2500, 10_000  # nano-USD per token
+    lock = asyncio.Lock()
+
+    async def one(prompt: int, completion: int) -> bool:
+        async with lock, conn.execute("SELECT COALESCE(SUM(usd_nanos), 0) FROM spend") as cur:
+            row = await cur.fetchone()
+        spent = int(row[0]) if row else 0
+        if spent + prompt * price_in + 2000 * price_out > limit:
+            return False
+        await asyncio.sleep(random.uniform(0, 0.005))  # the cloud call
+        async with lock:
+            await conn.execute(
+                "INSERT INTO spend VALUES (?)", (prompt * price_in + completion * price_out,)
+            )
+        return True
+
+    done = await asyncio.gather(*(one(p, c) for p, c in requests))
+    async with conn.execute("SELECT COALESCE(SUM(usd_nanos), 0) FROM spend") as cur:
+        row = await cur.fetchone()
+    await conn.close()
+    return (int(row[0]) if row else 0) / 1e9, sum(done)
+
+
+async def reserve_settle(path: Path, requests: list[tuple[int, int]]) -> tuple[float, int, int]:
+    app = policy_from_text(BUDGET_POLICY).for_app("bench")
+    ledger = await BudgetLedger.open(path, PRICES)
+
+    async def one(prompt: int, completion: int) -> bool:
+        try:
+            res = await ledger.reserve(
+                app, app="bench", target="cloud", prompt_tokens=prompt, max_tokens=2000
+            )
+        except ResourceExhausted:
+            return False
+        await asyncio.sleep(random.uniform(0, 0.005))  # the cloud call
+        await ledger.settle(res, prompt_tokens=prompt, completion_tokens=completion)
+        return True
+
+    done = await asyncio.gather(*(one(p, c) for p, c in requests))
+    await ledger.aclose()
+    conn = await aiosqlite.connect(path)
+    async with conn.execute(
+        "SELECT COALESCE(SUM(settled_nanos), 0), SUM(state = 'open') FROM budget_reservations"
+    ) as cur:
+        row = await cur.fetchone()
+    await conn.close()
+    assert row is not None
+    return int(row[0]) / 1e9, sum(done), int(row[1] or 0)
+
+
+async def budget_speed(path: Path, durable: bool, pairs: int) -> float:
+    app = policy_from_text(BUDGET_POLICY.replace("usd: 5", "usd: 1000000")).for_app("bench")
+    ledger = await BudgetLedger.open(path, PRICES, durable=durable)
+    start = time.perf_counter()
+    for _ in range(pairs):
+        res = await ledger.reserve(app, app="b", target="cloud", prompt_tokens=100, max_tokens=100)
+        await ledger.settle(res, prompt_tokens=100, completion_tokens=50)
+    elapsed = time.perf_counter() - start
+    await ledger.aclose()
+    return pairs / elapsed
+
+
+async def budgets(tmp: Path) -> list[str]:
+    rng = random.Random(7)
+    requests = [(20_000, rng.randint(1500, 2000)) for _ in range(200)]
+    lines = [
+        "| method | requests served | total spend | vs $5.00 budget | open reservations left |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in range(2):
+        spent, served = await naive_check_then_record(tmp / f"naive{run}.db", requests)
+        lines.append(
+            f"| baseline: check-then-record (run {run + 1}) | {served} | ${spent:.2f} | "
+            f"{spent - 5:+.2f} | n/a |"
+        )
+    for run in range(2):
+        spent, served, dangling = await reserve_settle(tmp / f"ours{run}.db", requests)
+        lines.append(
+            f"| reserve in BEGIN IMMEDIATE, settle (run {run + 1}) | {served} | ${spent:.2f} | "
+            f"{spent - 5:+.2f} | {dangling} |"
+        )
+    full = await budget_speed(tmp / "full.db", True, 300)
+    normal = await budget_speed(tmp / "normal.db", False, 300)
+    lines += [
+        "",
+        "| budget store | reserve+settle pairs/s (sequential) |",
+        "|---|---:|",
+        f"| synchronous=FULL (default, durable) | {full:,.0f} |",
+        f"| synchronous=NORMAL (`durable_budget: false`) | {normal:,.0f} |",
+    ]
+    return lines
+
+
+def write_section(section: str) -> None:
+    start, end = f"<!-- bench:{NAME}:start -->", f"<!-- bench:{NAME}:end -->"
+    block = f"{start}\n{section.rstrip()}\n{end}"
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = before + block + after
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=5000)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    configure_logging("warning", "console")
+    random.seed(7)
+    rows = decision_latency(args.iterations)
+    rl = ratelimit_latency(args.iterations)
+    with tempfile.TemporaryDirectory() as tmp:
+        budget_lines = asyncio.run(budgets(Path(tmp)))
+    whole_p99 = max(r[1][1] for r in rows if r[0].startswith("whole"))
+    lines = [
+        "## Policy engine (`bench/policy.py`)",
+        "",
+        f"Machine: {machine()}. Date: {dt.date.today().isoformat()}. "
+        f"{args.iterations} timed calls per row after a warm-up.",
+        "",
+        "Decision latency on a 2 KB prompt, every built-in detector on (privacy section of "
+        "`policies/default.yaml`; evaluation with target prices, so the per-request cost "
+        "ceiling is checked):",
+        "",
+        "| what | p50 µs | p99 µs | max µs |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | {p50:.1f} | {p99:.1f} | {mx:.1f} |" for name, (p50, p99, mx) in rows),
+        "",
+        f"Must-show: whole-decision p99 {whole_p99:.0f} µs "
+        f"({'meets' if whole_p99 <= 1000 else 'MISSES'} the 1 ms target).",
+        "",
+        f"Rate limits, `admit` + `release` with the default policy's rules: "
+        f"p50 {rl[0]:.1f} µs, p99 {rl[1]:.1f} µs.",
+        "",
+        "Budgets: 200 concurrent requests against a $5 budget (worst case $0.07 each, real cost "
+        "$0.055-0.07, each call a random 0-5 ms sleep):",
+        "",
+        *budget_lines,
+    ]
+    section = "\n".join(lines)
+    print(section)
+    if not args.no_write:
+        write_section(section)
+
+
+if __name__ == "__main__":
+    main()
