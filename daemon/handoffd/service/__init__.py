@@ -7,6 +7,7 @@ callbacks (policy reload, health checks) that these helpers call.
 
 from handoffd.service.credentials import read_credential
 from handoffd.service.exitcodes import EX_CONFIG, EX_SOFTWARE, exit_code_for
+from handoffd.service.lifecycle import ServiceLifecycle
 from handoffd.service.notify import Notifier
 from handoffd.service.reload import ReloadHandler
 from handoffd.service.watchdog import LoopWatchdog
@@ -17,6 +18,7 @@ __all__ = [
     "LoopWatchdog",
     "Notifier",
     "ReloadHandler",
+    "ServiceLifecycle",
     "exit_code_for",
     "read_credential",
 ]
