@@ -1,0 +1,176 @@
+"""Concurrency: continuous batching equals solo, fair and prioritised queueing, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from handoffd.domain import FinishReason, GenerationParams, Priority
+from handoffd.errors import ResourceExhausted, Unavailable
+
+from tests.engine.enginekit import collect, loaded, user, wait_until
+
+QUESTIONS = [f"question number {i} " * (1 + 3 * i) for i in range(8)]
+
+
+def _lengths(i: int) -> GenerationParams:
+    return GenerationParams(max_tokens=32 + 5 * i)
+
+
+@pytest.mark.parametrize("layout", ["genai", "optimum"])
+async def test_eight_concurrent_streams_equal_solo_greedy(
+    layout: str, tiny_genai_model: Path, tiny_optimum_model: Path
+) -> None:
+    """8 concurrent generations of different prompt and output lengths, batched, produce
+    exactly the ids each produces alone (rows join and leave the batch at different steps)."""
+    model_dir = tiny_genai_model if layout == "genai" else tiny_optimum_model
+    async with loaded(model_dir, max_batch_size=1) as solo:
+        expected = [(await collect(solo, q, _lengths(i))).ids for i, q in enumerate(QUESTIONS)]
+    async with loaded(model_dir, prefill_chunk_tokens=16) as batched:
+        got = await asyncio.gather(
+            *(collect(batched, q, _lengths(i)) for i, q in enumerate(QUESTIONS))
+        )
+        assert [g.ids for g in got] == expected
+        assert batched.stats.active == 0
+
+
+async def test_newcomer_joins_a_running_batch(tiny_genai_model: Path) -> None:
+    """A request started while another is decoding joins it and both stay correct."""
+    async with loaded(tiny_genai_model, max_batch_size=1) as solo:
+        long_alone = (await collect(solo, QUESTIONS[0], GenerationParams(max_tokens=120))).ids
+        short_alone = (await collect(solo, QUESTIONS[3], _lengths(3))).ids
+    async with loaded(tiny_genai_model) as engine:
+        long_task = asyncio.create_task(
+            collect(engine, QUESTIONS[0], GenerationParams(max_tokens=120))
+        )
+        await wait_until(lambda: engine.stats.tokens_generated_total >= 10)
+        short = await collect(engine, QUESTIONS[3], _lengths(3))
+        assert short.ids == short_alone
+        assert (await long_task).ids == long_alone
+
+
+async def test_apps_take_turns_when_the_engine_is_full(tiny_genai_model: Path) -> None:
+    """With one slot busy, queued requests are served round-robin by app, each app in order."""
+    async with loaded(tiny_genai_model, max_batch_size=1) as engine:
+        blocker = engine.generate(user("block"), GenerationParams(max_tokens=400))
+        await anext(blocker)
+        order: list[str] = []
+        plan = ["a", "a", "a", "b", "c"]
+        tasks = []
+        for app in plan:
+            tasks.append(asyncio.create_task(collect(
+                engine, f"from {app}", GenerationParams(max_tokens=4), app=app, on_first=order
+            )))
+            await wait_until(lambda n=len(tasks): engine.stats.queued == n)
+        await blocker.aclose()
+        results = await asyncio.gather(*tasks)
+        assert order == ["a", "b", "c", "a", "a"]
+        assert all(r.result and r.result.timing.queue_ms > 0 for r in results)
+
+
+async def test_interactive_requests_go_before_background(tiny_genai_model: Path) -> None:
+    """A later INTERACTIVE request is admitted before earlier BACKGROUND ones."""
+    async with loaded(tiny_genai_model, max_batch_size=1) as engine:
+        blocker = engine.generate(user("block"), GenerationParams(max_tokens=400))
+        await anext(blocker)
+        order: list[str] = []
+        tasks = []
+        for app, priority in [("bg1", Priority.BACKGROUND), ("bg2", Priority.BACKGROUND),
+                              ("fg", Priority.INTERACTIVE)]:
+            tasks.append(asyncio.create_task(collect(
+                engine, app, GenerationParams(max_tokens=4), app=app, priority=priority,
+                on_first=order,
+            )))
+            await wait_until(lambda n=len(tasks): engine.stats.queued == n)
+        await blocker.aclose()
+        await asyncio.gather(*tasks)
+        assert order == ["fg", "bg1", "bg2"]
+
+
+async def test_full_queue_refuses_with_resource_exhausted(tiny_genai_model: Path) -> None:
+    """Past max_queued waiting requests, a new one is refused with ResourceExhausted."""
+    async with loaded(tiny_genai_model, max_batch_size=1, max_queued=1) as engine:
+        blocker = engine.generate(user("block"), GenerationParams(max_tokens=400))
+        await anext(blocker)
+        waiting = asyncio.create_task(collect(engine, "wait", GenerationParams(max_tokens=2)))
+        await wait_until(lambda: engine.stats.queued == 1)
+        with pytest.raises(ResourceExhausted):
+            await anext(engine.generate(user("one too many"), GenerationParams(max_tokens=2)))
+        await blocker.aclose()
+        assert len((await waiting).chunks) == 2
+
+
+async def test_aclose_frees_the_engine_for_the_next_request(tiny_genai_model: Path) -> None:
+    """Closing a stream mid-generation frees its slot: the next request runs and is correct."""
+    async with loaded(tiny_genai_model, max_batch_size=1) as engine:
+        expected = (await collect(engine, QUESTIONS[1])).ids
+        stream = engine.generate(user("long one"), GenerationParams(max_tokens=400))
+        for _ in range(3):
+            await anext(stream)
+        await stream.aclose()
+        assert stream.finish_reason is FinishReason.CANCELLED
+        await wait_until(lambda: engine.stats.active == 0)
+        assert (await collect(engine, QUESTIONS[1])).ids == expected
+        assert engine.stats.tokens_generated_total < 400 + 2 * len(expected)
+
+
+async def test_cancelling_the_consumer_task_frees_the_engine(tiny_optimum_model: Path) -> None:
+    """Cancelling the task that consumes a stream aborts the generation."""
+    async with loaded(tiny_optimum_model) as engine:
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in engine.generate(user("x"), GenerationParams(max_tokens=400)):
+                started.set()
+
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await wait_until(lambda: engine.stats.active == 0)
+        assert engine.stats.tokens_generated_total < 400
+        after = await collect(engine, "next", GenerationParams(max_tokens=5))
+        assert len(after.chunks) == 5
+
+
+async def test_abandoned_stream_is_dropped_by_the_worker(tiny_genai_model: Path) -> None:
+    """A stream dropped without aclose (garbage-collected) stops generating."""
+    async with loaded(tiny_genai_model) as engine:
+        stream = engine.generate(user("x"), GenerationParams(max_tokens=400))
+        await anext(stream)
+        del stream
+        await wait_until(lambda: engine.stats.active == 0)
+        assert engine.stats.tokens_generated_total < 400
+
+
+async def test_kv_budget_serialises_requests_but_all_finish(tiny_genai_model: Path) -> None:
+    """With KV room for about one request at a time, concurrent requests wait and all finish
+    with their solo output."""
+    async with loaded(tiny_genai_model, max_batch_size=1) as solo:
+        expected = [(await collect(solo, q, _lengths(i))).ids for i, q in enumerate(QUESTIONS[:3])]
+    async with loaded(tiny_genai_model, kv_cache_mb=1) as engine:
+        got = await asyncio.gather(
+            *(collect(engine, q, _lengths(i)) for i, q in enumerate(QUESTIONS[:3]))
+        )
+        assert [g.ids for g in got] == expected
+
+
+async def test_engine_shutdown_fails_running_streams_with_unavailable(
+    tiny_genai_model: Path,
+) -> None:
+    """aclose() on the engine ends running and queued streams with Unavailable."""
+    async with loaded(tiny_genai_model, max_batch_size=1) as engine:
+        running = engine.generate(user("x"), GenerationParams(max_tokens=400))
+        await anext(running)
+        queued = asyncio.create_task(collect(engine, "y", GenerationParams(max_tokens=4)))
+        await wait_until(lambda: engine.stats.queued == 1)
+        await engine.aclose()
+        with pytest.raises(Unavailable):
+            async for _ in running:
+                pass
+        with pytest.raises(Unavailable):
+            await queued
+        with pytest.raises(Unavailable):
+            await anext(engine.generate(user("z"), GenerationParams(max_tokens=4)))
