@@ -80,3 +80,8 @@ async def wait_until(predicate: Any, *, attempts: int = 2000) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition never became true")
+
+
+async def wait_queued(engine: LocalEngine, count: int) -> None:
+    """Wait until ``count`` requests wait in the engine's queue."""
+    await wait_until(lambda: engine.stats.queued == count)

@@ -9,7 +9,7 @@ import pytest
 from handoffd.domain import FinishReason, GenerationParams, Priority
 from handoffd.errors import ResourceExhausted, Unavailable
 
-from tests.engine.enginekit import collect, loaded, user, wait_until
+from tests.engine.enginekit import collect, loaded, user, wait_queued, wait_until
 
 QUESTIONS = [f"question number {i} " * (1 + 3 * i) for i in range(8)]
 
@@ -62,7 +62,7 @@ async def test_apps_take_turns_when_the_engine_is_full(tiny_genai_model: Path) -
             tasks.append(asyncio.create_task(collect(
                 engine, f"from {app}", GenerationParams(max_tokens=4), app=app, on_first=order
             )))
-            await wait_until(lambda n=len(tasks): engine.stats.queued == n)
+            await wait_queued(engine, len(tasks))
         await blocker.aclose()
         results = await asyncio.gather(*tasks)
         assert order == ["a", "b", "c", "a", "a"]
@@ -82,7 +82,7 @@ async def test_interactive_requests_go_before_background(tiny_genai_model: Path)
                 engine, app, GenerationParams(max_tokens=4), app=app, priority=priority,
                 on_first=order,
             )))
-            await wait_until(lambda n=len(tasks): engine.stats.queued == n)
+            await wait_queued(engine, len(tasks))
         await blocker.aclose()
         await asyncio.gather(*tasks)
         assert order == ["fg", "bg1", "bg2"]
