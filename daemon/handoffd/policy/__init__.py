@@ -7,8 +7,10 @@ What the rest of the daemon uses:
 * :class:`PolicyEvaluator` turns :class:`RequestFacts` into a :class:`PolicyVerdict` (pure, fast).
 * :class:`BudgetLedger` reserves the worst case before a cloud call and settles after.
 * :class:`RateLimiter` admits requests per app and per cloud target (GCRA, concurrency).
+* :class:`CloudAdmission` wraps a cloud call in both: ``async with admission.hold(...)``.
 """
 
+from handoffd.policy.admission import CloudAdmission, CloudHold
 from handoffd.policy.app_policy import DEFAULTS, AppPolicy, LoadedPolicy
 from handoffd.policy.budget import BudgetLedger, BudgetReservation
 from handoffd.policy.cases import CaseResult, run_cases, summarize
@@ -24,6 +26,8 @@ __all__ = [
     "BudgetLedger",
     "BudgetReservation",
     "CaseResult",
+    "CloudAdmission",
+    "CloudHold",
     "EntitySummary",
     "LoadedPolicy",
     "Outcome",

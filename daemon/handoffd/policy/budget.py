@@ -278,6 +278,16 @@ class BudgetLedger:
         cost = cost_nanos(
             reservation.prices, prompt_tokens, completion_tokens, cached_prompt_tokens
         )
+        await self._record(reservation, cost)
+        return nanos_to_usd(cost)
+
+    async def settle_worst_case(self, reservation: BudgetReservation) -> float:
+        """Settle at the reserved worst case: for calls whose usage is unknown but that may
+        have been billed (cancelled mid-stream). Returns USD."""
+        await self._record(reservation, reservation.reserved_nanos)
+        return reservation.reserved_usd
+
+    async def _record(self, reservation: BudgetReservation, cost: int) -> None:
         async with self._lock:
             cursor = await self._conn.execute(
                 "UPDATE budget_reservations SET state = 'settled', settled_nanos = ?, "
@@ -295,7 +305,6 @@ class BudgetLedger:
                 reserved_nanos=reservation.reserved_nanos,
                 settled_nanos=cost,
             )
-        return nanos_to_usd(cost)
 
     async def release(self, reservation: BudgetReservation) -> None:
         """Free a reservation whose call billed nothing (failed before the cloud answered)."""

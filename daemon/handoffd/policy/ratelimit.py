@@ -85,16 +85,25 @@ class RateTicket:
     """An admitted request's hold on its rate limits. Release it exactly when the request ends
     (``with limiter.admit(...) as ticket`` does it), reporting the tokens really used."""
 
-    __slots__ = ("_charged", "_limiter", "_released", "_slots", "_token_buckets")
+    __slots__ = (
+        "_charged",
+        "_limiter",
+        "_released",
+        "_request_buckets",
+        "_slots",
+        "_token_buckets",
+    )
 
     def __init__(
         self,
         limiter: RateLimiter,
+        request_buckets: tuple[Gcra, ...],
         token_buckets: tuple[Gcra, ...],
         slots: tuple[tuple[str, ...], ...],
         charged: int,
     ) -> None:
         self._limiter = limiter
+        self._request_buckets = request_buckets
         self._token_buckets = token_buckets
         self._slots = slots
         self._charged = charged
@@ -112,6 +121,15 @@ class RateTicket:
         self._released = True
         refund = 0 if used_tokens is None else self._charged - max(used_tokens, 0)
         self._limiter._release(self._token_buckets, self._slots, refund)
+
+    def cancel(self) -> None:
+        """Undo the admission entirely (a later step refused the request before it was sent):
+        the request and all its tokens are given back and the slots freed."""
+        if self._released:
+            return
+        self._released = True
+        self._limiter._release(self._token_buckets, self._slots, self._charged)
+        self._limiter._release(self._request_buckets, (), 1)
 
     def __enter__(self) -> RateTicket:
         return self
@@ -160,6 +178,7 @@ class RateLimiter:
                     self.rejected[c.rule.id] += 1
                 raise _rejection(enforced_fail, app, target)
             failed_keys = {c.key for c, _ in failing}
+            request_buckets: list[Gcra] = []
             token_buckets: list[Gcra] = []
             slots: list[tuple[str, ...]] = []
             for check in checks:
@@ -171,8 +190,7 @@ class RateLimiter:
                 else:
                     bucket = self._bucket(check)
                     bucket.consume(check.cost, now)
-                    if check.kind == "tpm":
-                        token_buckets.append(bucket)
+                    (token_buckets if check.kind == "tpm" else request_buckets).append(bucket)
             self.admitted += 1
             self._admissions += 1
             if self._admissions % _GC_EVERY == 0:
@@ -180,7 +198,9 @@ class RateLimiter:
         for check, _ in failing:  # only shadow rules are left here
             self.shadow_rejected[check.rule.id] += 1
             _log.info("ratelimit.shadow_rejected", rule_id=check.rule.id, app=app, target=target)
-        return RateTicket(self, tuple(token_buckets), tuple(slots), max(tokens, 0))
+        return RateTicket(
+            self, tuple(request_buckets), tuple(token_buckets), tuple(slots), max(tokens, 0)
+        )
 
     def inflight(self) -> dict[tuple[str, ...], int]:
         """Concurrency counters in use (for status and tests)."""
