@@ -212,3 +212,9 @@ def test_empty_and_plain_text() -> None:
     """Empty text and prose without any PII give no findings."""
     assert found("") == []
     assert found("The quarterly report covers revenue, churn and the roadmap. " * 30) == []
+
+
+def test_twelve_digit_maestro_only() -> None:
+    """12-digit numbers are cards only with a Maestro prefix and a valid Luhn digit."""
+    assert found("maestro 6304 7104 8326 ok") == [("CREDIT_CARD", "6304 7104 8326")]
+    assert found("order 4304 7104 8321 ok") == []  # Luhn-valid but not a Maestro prefix

@@ -26,11 +26,12 @@ _MERGE_GAP = 3
 class TextIndex:
     """Facts about one text, computed on first use and shared by the detectors of one scan."""
 
-    __slots__ = ("_lower", "_runs", "text")
+    __slots__ = ("_digits", "_lower", "_runs", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._runs: list[tuple[int, int]] | None = None
+        self._digits = 0
         self._lower: str | None = None
 
     @property
@@ -42,33 +43,32 @@ class TextIndex:
         return self._lower or None
 
     def has_digits(self, at_least: int) -> bool:
-        """Whether the text has ``at_least`` ASCII digits (stops counting once it knows)."""
-        if self._runs is not None:
-            return sum(e - s for s, e in self._runs) >= at_least
-        total = 0
-        for d in _DIGITS:
-            total += self.text.count(d)
-            if total >= at_least:
-                return True
-        return False
+        """Whether the text has at least ``at_least`` ASCII digits."""
+        if self._runs is None:
+            self._runs = self._find_runs()
+        return self._digits >= at_least
 
     @property
     def digit_runs(self) -> list[tuple[int, int]]:
         """Spans of digits, runs at most ``_MERGE_GAP`` characters apart merged into one."""
         if self._runs is None:
-            runs: list[tuple[int, int]] = []
-            text = self.text
-            firsts = [i for i in (text.find(d) for d in _DIGITS) if i != -1]
-            if firsts:  # scan only from the first digit to the last one
-                last = max(text.rfind(d) for d in _DIGITS)
-                for m in _DIGIT_RUN.finditer(text, min(firsts), last + 1):
-                    s, e = m.span()
-                    if runs and s - runs[-1][1] <= _MERGE_GAP:
-                        runs[-1] = (runs[-1][0], e)
-                    else:
-                        runs.append((s, e))
-            self._runs = runs
+            self._runs = self._find_runs()
         return self._runs
+
+    def _find_runs(self) -> list[tuple[int, int]]:
+        runs: list[tuple[int, int]] = []
+        text = self.text
+        firsts = [i for i in (text.find(d) for d in _DIGITS) if i != -1]
+        if firsts:  # scan only from the first digit to the last one
+            last = max(text.rfind(d) for d in _DIGITS)
+            for m in _DIGIT_RUN.finditer(text, min(firsts), last + 1):
+                s, e = m.span()
+                self._digits += e - s
+                if runs and s - runs[-1][1] <= _MERGE_GAP:
+                    runs[-1] = (runs[-1][0], e)
+                else:
+                    runs.append((s, e))
+        return runs
 
     def digit_windows(self, left: int, right: int) -> list[tuple[int, int]]:
         """The digit runs widened by ``left``/``right`` characters, overlaps merged."""

@@ -2,7 +2,8 @@
 
 Cards: 13-19 digits, written bare or in groups separated by single spaces or dashes, passing
 the Luhn check and not one repeated digit. No issuer-prefix check (test and private-label cards
-exist on every prefix); a 16-digit number failing Luhn is not a card. When a run of digit groups
+exist on every prefix); a 16-digit number failing Luhn is not a card. 12 digits count only with
+a Maestro prefix (50, 56-58, 6304, 6390, 67.., 0604) and Luhn. When a run of digit groups
 is longer than a card, the group-aligned windows inside it are tried (longest first).
 
 IBANs: an upper-case country code and two check digits, then letters/digits (spaces or dashes
@@ -20,7 +21,7 @@ import re
 from handoffd.privacy.detectors.base import TextIndex, find_all
 from handoffd.privacy.findings import Finding
 
-_CARD_RUN = re.compile(r"(?<![\w.,])\d(?:[ -]?\d){12,}(?![\w]|[.,]\d)")
+_CARD_RUN = re.compile(r"(?<![\w.,])\d(?:[ -]?\d){11,}(?![\w]|[.,]\d)")
 _SEP = re.compile(r"[ -]")
 _GROUPS = re.compile(r"\d+")
 
@@ -37,8 +38,15 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+# 12-digit cards exist only as Maestro; those are accepted on a Maestro prefix alone
+_MAESTRO_12 = ("50", "56", "57", "58", "6304", "6390", "67", "0604")
+
+
 def _is_card(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
+    n = len(digits)
+    if n == 12:
+        return digits.startswith(_MAESTRO_12) and luhn_ok(digits)
+    return 13 <= n <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
 
 
 class CardDetector:
@@ -46,10 +54,10 @@ class CardDetector:
 
     def find(self, text: str, index: TextIndex) -> list[Finding]:
         out: list[Finding] = []
-        if not index.has_digits(13):
+        if not index.has_digits(12):
             return out
         for pos, endpos in index.digit_windows(2, 2):
-            if endpos - pos < 15:
+            if endpos - pos < 14:
                 continue
             for m in _CARD_RUN.finditer(text, pos, endpos):
                 run = m.group()
@@ -72,7 +80,7 @@ class CardDetector:
                 digits = _SEP.sub("", run[s:e])
                 if len(digits) > 19:
                     continue
-                if len(digits) < 13:
+                if len(digits) < 12:
                     break
                 if _is_card(digits) and not any(s < be and bs < e for bs, be in best):
                     best.append((s, e))
