@@ -19,8 +19,9 @@ import contextlib
 import hmac
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from handoffd.ledger.migrations import migrate
 from handoffd.ledger.owner_thread import OwnerThread
 from handoffd.ledger.reader import AsyncLedgerReader
 from handoffd.ledger.store import connect_writer
-from handoffd.ledger.times import now_text
+from handoffd.ledger.times import format_time
 from handoffd.ledger.ulid import UlidGenerator, is_ulid
 from handoffd.logsetup import get_logger
 
@@ -75,8 +76,10 @@ class AuditLedger:
         store_redacted_prompt: bool,
         checkpoint_dir: Path | None,
         checkpoint_every_s: float,
+        clock: Callable[[], datetime],
     ) -> None:
         self.path = path
+        self._clock = clock
         self._owner = owner
         self._writer = writer
         self._hmac_key = hmac_key
@@ -112,6 +115,7 @@ class AuditLedger:
         checkpoint_dir: Path | None = None,
         checkpoint_every_s: float = 0.0,
         busy_timeout_s: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> AuditLedger:
         """Open (creating and migrating as needed) the ledger at ``path``.
 
@@ -153,6 +157,7 @@ class AuditLedger:
             store_redacted_prompt=store_redacted_prompt,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every_s=checkpoint_every_s,
+            clock=clock,
         )
 
     # --- writing ---------------------------------------------------------------------------------
@@ -163,7 +168,7 @@ class AuditLedger:
 
     async def record_intent(self, intent: HandoffIntent) -> str:
         """Write an intent; returns its id once it is durable. Send nothing before this returns."""
-        entry_id, time = self._ids.new(), now_text()
+        entry_id, time = self._ids.new(), format_time(self._clock())
         body = intent_body(
             intent, entry_id=entry_id, time=time, keep_redacted_prompt=self._store_redacted
         )
@@ -182,7 +187,7 @@ class AuditLedger:
             )
         check_outcome(outcome)
         cached = self._intents.pop(intent_id, None)
-        entry_id, time = self._ids.new(), now_text()
+        entry_id, time = self._ids.new(), format_time(self._clock())
         item = QueuedEntry(
             entry_id=entry_id, time=time, outcome=outcome, intent_id=intent_id, intent_body=cached
         )
@@ -195,7 +200,7 @@ class AuditLedger:
 
     async def record_refusal(self, refusal: HandoffRefusal) -> str:
         """Write a handoff refused by policy, budget or rate limit (no intent needed)."""
-        entry_id, time = self._ids.new(), now_text()
+        entry_id, time = self._ids.new(), format_time(self._clock())
         body = refusal_body(
             refusal, entry_id=entry_id, time=time, keep_redacted_prompt=self._store_redacted
         )

@@ -171,9 +171,11 @@ class LedgerReader:
     def ledger_uid(self) -> str:
         return ledger_uid(self._db)
 
-    def count(self) -> int:
-        row = self._db.execute("SELECT count(*) FROM entries").fetchone()
-        return int(row[0])
+    def count(self, where: EntryFilter | None = None) -> int:
+        """How many entries match."""
+        condition, params = (where or EntryFilter()).where()
+        sql = f"SELECT count(*) FROM entries WHERE {condition}"  # noqa: S608
+        return int(self._db.execute(sql, params).fetchone()[0])
 
 
 class AsyncLedgerReader:
