@@ -87,9 +87,7 @@ Usd = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 PerMinute = Annotated[int, Field(ge=1, le=1_000_000_000)]
 
 #: rule ids the engine itself uses; a policy may not define rules with these ids
-RESERVED_RULE_IDS = frozenset(
-    {"preference.local_only", "cloud.no_target", "budget.price_unknown", "policy.default"}
-)
+RESERVED_RULE_IDS = frozenset({"preference.local_only", "budget.price_unknown"})
 
 class LabelAction(StrEnum):
     """What a never-send rule does with a labelled request."""
