@@ -61,7 +61,7 @@ class ChatPipeline:
         window = self._model.info.context_window
         if prompt_tokens + request.params.max_tokens > window:
             raise ContextOverflow(
-                f"the prompt has {prompt_tokens} tokens and max_tokens is "
+                f"messages: the prompt has {prompt_tokens} tokens and max_tokens is "
                 f"{request.params.max_tokens}: {prompt_tokens + request.params.max_tokens} > the "
                 f"local model's context window of {window}. Shorten the conversation or lower "
                 "max_tokens",
