@@ -305,3 +305,29 @@ async def test_snapshot_reports_spend_reservations_and_left(tmp_path: Path) -> N
     assert [(s.app, s.day_usd) for s in snap.spend] == [("a", pytest.approx(0.002)), ("b", 0.0)]
     assert [r.app for r in snap.open_reservations] == ["b"]
     assert snap.to_dict()["timezone"] == "UTC"
+
+
+async def test_cancelled_reservations_do_not_wedge_the_store(tmp_path: Path) -> None:
+    """Reservations cancelled at any point leave no transaction open: the next reservation
+    works, and every row is either a completed reservation or absent."""
+    pol = policy("limits:\n  - {id: budget.day, period: day, usd: 100}\n").for_app("a")
+    ledger = await open_ledger(tmp_path / "b.db", Clock(1e9))
+    try:
+        for delay_steps in range(8):
+            tasks = [
+                asyncio.create_task(
+                    ledger.reserve(pol, app="a", target="cheap", prompt_tokens=1, max_tokens=1)
+                )
+                for _ in range(10)
+            ]
+            for _ in range(delay_steps):
+                await asyncio.sleep(0)
+            for task in tasks[::2]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        res = await ledger.reserve(pol, app="a", target="cheap", prompt_tokens=1, max_tokens=1)
+        await ledger.settle(res, prompt_tokens=1, completion_tokens=1)
+        assert not ledger.connection.in_transaction
+    finally:
+        await ledger.aclose()
+    assert store_sum(tmp_path / "b.db")[0] == 2000

@@ -107,6 +107,7 @@ def test_found_entities_get_their_actions() -> None:
     assert dict(verdict.entity_actions) == {
         "EMAIL": Action.PSEUDONYMIZE,
         "CREDIT_CARD": Action.REDACT,
+        "IP_ADDRESS": Action.ALLOW,
     }
     assert "privacy.email" in verdict.rule_ids
     assert "privacy.credit_card" in verdict.rule_ids

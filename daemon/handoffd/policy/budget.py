@@ -22,6 +22,7 @@ writer connection owned by this object (aiosqlite's thread); state survives rest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -203,35 +204,45 @@ class BudgetLedger:
         prices = self._known_prices(target)
         worst = worst_case_nanos(prices, prompt_tokens, max_tokens)
         _check_max_cost(policy, app, target, worst)
+        reservation: BudgetReservation | None = None
         async with self._lock:
             now = self._clock()
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 over = await self._over_budget(policy, app, worst, now)
                 if over:
                     await self._conn.execute("ROLLBACK")
-                    raise _exhausted(over, app, worst, now)
-                reservation = BudgetReservation(
-                    id=uuid.uuid4().hex,
-                    app=app,
-                    target=target,
-                    reserved_nanos=worst,
-                    created_at=now,
-                    expires_at=now + self._ttl,
-                    prices=prices,
-                )
-                await self._conn.execute(
-                    "INSERT INTO budget_reservations (id, app, target, request_id, created_at, "
-                    "expires_at, reserved_nanos, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
-                    (reservation.id, app, target, request_id, now, reservation.expires_at, worst),
-                )
-                await self._conn.execute("COMMIT")
+                else:
+                    reservation = BudgetReservation(
+                        id=uuid.uuid4().hex,
+                        app=app,
+                        target=target,
+                        reserved_nanos=worst,
+                        created_at=now,
+                        expires_at=now + self._ttl,
+                        prices=prices,
+                    )
+                    await self._conn.execute(
+                        "INSERT INTO budget_reservations (id, app, target, request_id, "
+                        "created_at, expires_at, reserved_nanos, state) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+                        (reservation.id, app, target, request_id, now, reservation.expires_at,
+                         worst),
+                    )
+                    await self._conn.execute("COMMIT")
             except BaseException:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
+                # statements already queued on the connection's thread still run (even when
+                # this task was cancelled), so always queue a ROLLBACK behind them
+                await asyncio.shield(self._rollback_quietly())
                 raise
+        if reservation is None:
+            raise _exhausted(over, app, worst, now)
         _log.debug("budget.reserved", app=app, target=target, reserved_nanos=worst)
         return reservation
+
+    async def _rollback_quietly(self) -> None:
+        with contextlib.suppress(aiosqlite.Error):
+            await self._conn.execute("ROLLBACK")
 
     def _known_prices(self, target: str) -> CloudPrices:
         prices = self._prices.get(target)

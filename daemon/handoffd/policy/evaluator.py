@@ -9,7 +9,8 @@ The checks, each adding reasons with rule ids:
 2. **preference** — ``local_only`` keeps it on the device (``preference.local_only``);
 3. **entities** — each found entity type gets its action from the privacy section: ``block``
    keeps the request on the device or refuses it (``privacy.on_block``), ``redact`` and
-   ``pseudonymize`` are returned for the pipeline to apply before sending;
+   ``pseudonymize`` are applied by the pipeline before sending (``verdict.entity_actions`` has
+   the action of every found type, ready for the privacy Redactor);
 4. **targets** — the allowed cloud targets in order; none → stays local (the ``cloud`` section's
    id). When prices are known to the evaluator, a target with an unknown price is dropped
    (``budget.price_unknown``, fail closed) and so is one whose worst case (prompt + max_tokens)
@@ -22,6 +23,7 @@ only reported in ``verdict.shadow`` and logged as ``policy.shadow_match``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from handoffd.domain import HandoffPreference, Reason
 from handoffd.logsetup import get_logger
@@ -109,7 +111,7 @@ class PolicyEvaluator:
             app=facts.app,
             policy_hash=app.policy_hash,
             cloud_targets=targets,
-            entity_actions=tally.actions,
+            entity_actions=MappingProxyType(tally.actions),
             reasons=tuple(tally.reasons),
             shadow=tuple(tally.shadow),
             blocked_by=tuple(dict.fromkeys(tally.blocked)),
@@ -142,12 +144,12 @@ def _check_entities(app: AppPolicy, facts: RequestFacts, tally: _Tally) -> None:
             continue
         action = app.action_for(entity)
         rule_ids = summary.rule_ids or (builtin_rule_id(entity),)
+        tally.actions[entity] = action
         if action is Action.BLOCK:
             for rule_id in dict.fromkeys(rule_ids):
                 message = f"{summary.count} x {entity} found, which may not leave the device"
                 tally.block(Reason(rule_id, message), on_block)
         elif action is not Action.ALLOW:
-            tally.actions[entity] = action
             message = f"{summary.count} x {entity} will be {_PAST[action]}"
             tally.reasons.append(Reason(rule_ids[0], message))
 

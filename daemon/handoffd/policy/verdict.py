@@ -67,7 +67,7 @@ class PolicyVerdict:
     policy_hash: str
     #: allowed cloud targets in order of preference (empty unless the outcome is CLOUD)
     cloud_targets: tuple[str, ...] = ()
-    #: entity type -> action to apply before sending (pseudonymize or redact; found types only)
+    #: found entity type -> its action (allow, pseudonymize, redact, block), for the Redactor
     entity_actions: Mapping[str, Action] = field(default_factory=lambda: MappingProxyType({}))
     reasons: tuple[Reason, ...] = ()
     shadow: tuple[Reason, ...] = ()
