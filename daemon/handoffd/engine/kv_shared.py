@@ -153,6 +153,11 @@ class SharedKvRunner:
             )
         self._session.run_with_iobinding(io)
         self._lengths[index] += 1
+        if self._logits_dtype == np.float32 and len(slots) == rows and list(slots) == list(
+            range(rows)
+        ):
+            view: FloatArray = self._logits[:rows, 0, :]  # no copy; valid until the next decode
+            return view
         return self._logits[index, 0, :].astype(np.float32, copy=False)
 
     def release(self, slot: int) -> None:

@@ -38,7 +38,7 @@ class GraphRunner(Protocol):
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> FloatArray:
         """Append one token to each of ``slots`` in one run; float32 logits ``[len(slots), vocab]``
-        in the order of ``slots``."""
+        in the order of ``slots`` (possibly a view that the next call overwrites)."""
         ...
 
     def release(self, slot: int) -> None:

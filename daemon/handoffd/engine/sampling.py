@@ -14,6 +14,7 @@ far for the repetition penalty) and turns float32 logits into a :class:`TokenCho
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -37,14 +38,27 @@ class TokenChoice:
     entropy: float
 
 
-def logprob_and_entropy(logits: FloatArray, token_id: int) -> tuple[float, float]:
-    """Log-softmax of ``logits`` at ``token_id`` and the distribution's entropy, in float32."""
-    shifted = logits - logits.max()
-    weights = np.exp(shifted)
-    total = float(weights.sum(dtype=np.float32))
-    log_total = float(np.log(total))
-    logprob = float(shifted[token_id]) - log_total
-    entropy = log_total - float(np.dot(weights, shifted)) / total
+def logprob_and_entropy(
+    logits: FloatArray,
+    token_id: int,
+    *,
+    peak: float | None = None,
+    scratch: FloatArray | None = None,
+) -> tuple[float, float]:
+    """Log-softmax of ``logits`` at ``token_id`` and the distribution's entropy, in float32.
+
+    ``peak`` is ``logits.max()`` when the caller knows it; ``scratch`` is a reusable buffer of the
+    same shape (the vocabulary is large: this runs once per generated token).
+    """
+    top = float(logits.max()) if peak is None else peak
+    weights = scratch if scratch is not None else np.empty_like(logits)
+    np.subtract(logits, np.float32(top), out=weights)
+    np.exp(weights, out=weights)
+    total = float(weights.sum())
+    log_total = math.log(total)
+    logprob = float(logits[token_id]) - top - log_total
+    # E[x - top] = (sum(w * x) - top * sum(w)) / sum(w)
+    entropy = log_total - (float(np.dot(weights, logits)) - top * total) / total
     return logprob, max(entropy, 0.0)
 
 
@@ -63,6 +77,7 @@ class TokenSampler:
         self._penalty = float(params.repetition_penalty)
         self._seen: set[int] = set(prompt_ids) if self._penalty != 1.0 else set()
         self._seen_array: npt.NDArray[np.int64] | None = None
+        self._scratch: FloatArray | None = None
 
     def _penalized(self, logits: FloatArray) -> FloatArray:
         if self._penalty == 1.0 or not self._seen:
@@ -84,8 +99,16 @@ class TokenSampler:
     def choose(self, logits: FloatArray) -> TokenChoice:
         """Pick the next token from float32 logits of shape ``[vocab]``."""
         processed = self._penalized(logits)
-        token = int(np.argmax(processed)) if self.params.greedy else self._draw(processed)
-        logprob, entropy = logprob_and_entropy(logits, token)
+        if self._scratch is None or self._scratch.shape != logits.shape:
+            self._scratch = np.empty(logits.shape, dtype=np.float32)
+        peak: float | None = None
+        if self.params.greedy:
+            token = int(np.argmax(processed))
+            if processed is logits:
+                peak = float(logits[token])
+        else:
+            token = self._draw(processed)
+        logprob, entropy = logprob_and_entropy(logits, token, peak=peak, scratch=self._scratch)
         self.observe(token)
         return TokenChoice(token, logprob, entropy)
 
