@@ -15,7 +15,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from handoffd.errors import ConfigError
+from handoffd.schema.auth import AuthSettings
 from handoffd.schema.base import Frozen
+from handoffd.schema.cloud import CloudSettings
+from handoffd.schema.ledger import LedgerSettings
+from handoffd.schema.metrics import MetricsSettings, parse_loopback_listen
+from handoffd.schema.policy import PolicySettings
 from handoffd.yamlload import load_model_file
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
@@ -146,6 +151,20 @@ class ServerSettings(Frozen):
         return self.socket if self.socket is not None else default_socket_path()
 
 
+class HttpSettings(Frozen):
+    """``http:`` — the OpenAI-compatible facade (off unless ``listen`` is set)."""
+
+    #: loopback address, e.g. "127.0.0.1:8080"; callers need an app token (handoffctl apps add)
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_loopback_listen(value)
+        return value
+
+
 class LogSettings(Frozen):
     level: Literal["debug", "info", "warning", "error"] = "info"
     #: auto: console on a TTY, JSON otherwise (journald)
@@ -156,6 +175,12 @@ class Settings(Frozen):
     model: ModelSettings = ModelSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
+    http: HttpSettings = HttpSettings()
+    cloud: CloudSettings = CloudSettings()
+    policy: PolicySettings = PolicySettings()
+    ledger: LedgerSettings = LedgerSettings()
+    auth: AuthSettings = AuthSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 def load_settings(path: Path | None = None) -> Settings:
