@@ -165,7 +165,9 @@ class FakeCloud:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("FakeCloud is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP, and without it every keep-alive response waits ~40 ms (Nagle + delayed ACK)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
