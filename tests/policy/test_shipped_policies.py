@@ -133,3 +133,29 @@ def test_budget_command_without_store_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(budget, ["--db", str(tmp_path / "none.sqlite3")])
     assert result.exit_code != 0
     assert "no budget store" in str(result.exception)
+
+
+def test_check_with_config_checks_target_names_and_prices(tmp_path: Path) -> None:
+    """With --config, target names are checked against the daemon's cloud targets, and the
+    per-request ceiling is evaluated at their prices."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "cloud:\n  targets:\n    cheap:\n      base_url: http://127.0.0.1:9/v1\n"
+        "      model: m\n      no_api_key: true\n"
+        "      price_usd_per_mtok: {input: 1.0, output: 1.0}\n"
+    )
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("version: 1\ncloud: {allow: [cheap, premium]}\n")
+    result = CliRunner().invoke(policy, ["check", "--config", str(config), str(unknown)])
+    assert result.exit_code == 1
+    assert f"{unknown}:2:" in result.stderr
+    assert "unknown cloud target 'premium'" in result.stderr
+    ceiling = tmp_path / "ceiling.yaml"
+    ceiling.write_text(
+        "version: 1\ncloud: {allow: [cheap]}\nbudgets:\n  max_cost_per_request: {usd: 0.001}\n"
+        "tests:\n  - name: too big for the ceiling\n"
+        "    input: {prompt: hi, prompt_tokens: 900, max_tokens: 200}\n"
+        "    expect: {outcome: local, rule_ids: [budget.max_cost_per_request]}\n"
+    )
+    result = CliRunner().invoke(policy, ["check", "--config", str(config), str(ceiling)])
+    assert result.exit_code == 0, result.output
