@@ -92,3 +92,26 @@ def test_token_file_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert resolve_token_file(explicit, None) == explicit
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
     assert resolve_token_file(None, None) == tmp_path / "state" / "tokens.json"
+
+
+def test_list_shows_socket_apps_from_the_config(token_file: Path, tmp_path: Path) -> None:
+    """Apps with their own socket (auth.apps in the config) are listed next to token apps."""
+    config = tmp_path / "config.yaml"
+    config.write_text("auth:\n  apps:\n    kiosk:\n      group: video\n")
+    _run(token_file, "add", "ops", "--role", "admin")
+    result = CliRunner().invoke(
+        apps, ["--config", str(config), "--token-file", str(token_file), "list", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["ops"]["via"] == "token"
+    assert rows["kiosk"]["via"] == "socket"
+    assert rows["kiosk"]["group"] == "video"
+    assert rows["kiosk"]["role"] == "app"
+
+
+def test_token_file_from_the_config(tmp_path: Path) -> None:
+    """Without --token-file, auth.token_file from the config is used."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"auth:\n  token_file: {tmp_path / 'custom.json'}\n")
+    assert resolve_token_file(None, config) == tmp_path / "custom.json"

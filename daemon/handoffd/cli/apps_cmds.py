@@ -23,10 +23,7 @@ from handoffd.settings import load_settings, state_dir
 
 
 def _configured_auth(config: Path | None) -> AuthSettings:
-    settings = load_settings(config)
-    # TODO(wiring): becomes `settings.auth` once Settings has the auth section
-    auth = getattr(settings, "auth", None)
-    return auth if isinstance(auth, AuthSettings) else AuthSettings()
+    return load_settings(config).auth
 
 
 def resolve_token_file(token_file: Path | None, config: Path | None) -> Path:
