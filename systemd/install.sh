@@ -14,7 +14,11 @@
 #   /opt/handoffd/venv                       a virtualenv with handoffd from this checkout
 #                                            (onnxruntime-gpu when an NVIDIA GPU is present)
 # Secrets go to /etc/credstore (root, 0600), read by the unit's LoadCredential=:
-#   /etc/credstore/handoffd.cloud-api-key, /etc/credstore/handoffd.ledger-signing-key
+#   /etc/credstore/handoffd.cloud-api-key        the key; config: cloud target
+#                                                api_key_credential: cloud-api-key
+#   /etc/credstore/handoffd.ledger-signing-key   Ed25519 PKCS#8 PEM (openssl genpkey
+#                                                -algorithm ed25519); absent: handoffd creates
+#                                                one in /var/lib/handoffd on first start
 #
 # Options for packaging and tests: --root DIR installs into another root (implies --skip-venv
 # unless --venv is given, never touches the running systemd); --skip-venv leaves the venv alone.
@@ -102,6 +106,11 @@ else
 # handoffd configuration. Every key is optional; see the README for all of them.
 # Policies live in /etc/handoffd/policies; secrets in /etc/credstore (LoadCredential=).
 # `systemctl reload handoffd` re-reads policies; other changes need a restart.
+# A cloud target reads its key from the unit's credential, e.g.:
+#   cloud:
+#     targets:
+#       openai:
+#         api_key_credential: cloud-api-key
 log:
   level: info
   format: json
