@@ -108,7 +108,15 @@ class LogisticModel:
         """Load ``path``, or the weights shipped with handoffd when ``path`` is None."""
         if path is None:
             ref = resources.files("handoffd.router").joinpath("data", SHIPPED_WEIGHTS)
-            return cls.from_json(json.loads(ref.read_text("utf-8")), f"<shipped {SHIPPED_WEIGHTS}>")
+            try:
+                text = ref.read_text("utf-8")
+            except OSError:
+                raise ConfigError(
+                    f"the shipped learned-router weights ({SHIPPED_WEIGHTS}) are missing from "
+                    "this install: reinstall handoffd, or set routing.learned.weights to a file "
+                    "written by `handoffctl router fit`"
+                ) from None
+            return cls.from_json(json.loads(text), f"<shipped {SHIPPED_WEIGHTS}>")
         try:
             text = path.read_text("utf-8")
         except OSError as exc:

@@ -22,6 +22,7 @@ strategies run in the :class:`~handoffd.router.gate.LocalAnswerGate` (:meth:`Rou
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from handoffd.domain import Decision, HandoffPreference, Message, Reason, Role, Route
@@ -88,10 +89,12 @@ class Router:
 
     def decide(self, inp: RouteInput, *, pre_score: Mapping[str, float] | None = None) -> Decision:
         """LOCAL, CLOUD or DENIED with every reason, the deciding one first."""
+        preference = inp.request.preference
+        if preference is HandoffPreference.LOCAL_ONLY and inp.cloud_allowed:
+            inp = replace(inp, cloud_allowed=False)  # local_only: nothing leaves the device
         hard = hard_rule(inp, self.config.rules)
         if hard is not None:
             return hard
-        preference = inp.request.preference
         if preference is HandoffPreference.LOCAL_ONLY:
             return Decision(
                 route=Route.LOCAL,
