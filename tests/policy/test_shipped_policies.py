@@ -38,7 +38,10 @@ def test_schema_file_is_up_to_date() -> None:
     """policies/policy.schema.json equals what the models generate (regenerate it with
     `handoffctl policy schema > policies/policy.schema.json`)."""
     shipped = json.loads((POLICIES / "policy.schema.json").read_text(encoding="utf-8"))
-    assert shipped == policy_json_schema()
+    assert shipped == policy_json_schema(), (
+        "policies/policy.schema.json is stale (a config model changed): regenerate it with "
+        "`handoffctl policy schema > policies/policy.schema.json`"
+    )
     printed = CliRunner().invoke(policy, ["schema"])
     assert json.loads(printed.output) == shipped
 
