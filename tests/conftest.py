@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -49,8 +48,12 @@ async def daemon(tiny_genai_model: Path, short_tmp: Path) -> AsyncIterator[objec
 
 
 @pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never read the developer's own config or talk to their daemon."""
+def _isolated_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the developer's config, talk to their daemon or touch their state:
+    the state directory (ledger, keys, budgets, tokens) is a fresh temp dir per test."""
     monkeypatch.delenv("HANDOFFD_CONFIG", raising=False)
     monkeypatch.delenv("HANDOFFD_SOCKET", raising=False)
-    os.environ.setdefault("HANDOFFD_TESTING", "1")
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))

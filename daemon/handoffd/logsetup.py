@@ -37,7 +37,12 @@ def configure_logging(level: str = "info", fmt: Format = "auto") -> None:
         _scrub,
     ]
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        # tracebacks without local variables: locals would carry prompt text and secrets
+        structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
+        if use_console
+        else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[
@@ -61,8 +66,8 @@ def configure_logging(level: str = "info", fmt: Format = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("grpc").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    for noisy in ("grpc", "httpx", "httpx2", "httpcore", "httpcore2", "openai", "uvicorn"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -1,7 +1,9 @@
 """``handoffd``: the daemon's entry point and composition root.
 
-Start-up order: settings → logging → listeners (health NOT_SERVING, so callers can watch) →
-model load in a worker thread → pipeline → health SERVING. On SIGTERM/SIGINT: health NOT_SERVING,
+Start-up order: settings → logging → systemd watchdog → components (ledger, policy, cloud,
+budgets) → listeners (main socket, per-app sockets, optional TCP and HTTP; health NOT_SERVING so
+callers can watch) → model load in a worker thread → pipeline → health SERVING, READY=1.
+SIGHUP reloads the policy (the files are also watched). On SIGTERM/SIGINT: health NOT_SERVING,
 running streams get ``server.grace_period_s`` to finish, then are aborted; exit 0.
 Exit status 78 (EX_CONFIG) means a configuration error: fix the file, restarting will not help.
 """
@@ -16,7 +18,7 @@ import signal
 import socket
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -24,21 +26,39 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from handoffd.assembly import Components
+from handoffd.auth import (
+    Authenticator,
+    ListenerIdentity,
+    TokenStore,
+    app_socket_path,
+    default_token_file,
+    prepare_app_socket,
+    remove_app_socket,
+    secure_app_socket,
+)
 from handoffd.engine import LocalEngine
 from handoffd.errors import ConfigError, HandoffdError
+from handoffd.http.app import create_app
+from handoffd.http.serve import HttpServer
 from handoffd.logsetup import configure_logging, get_logger
-from handoffd.pipeline import ChatPipeline
+from handoffd.metrics import Metrics, MetricsServer
+from handoffd.rpc.audit_servicer import AuditServicer
+from handoffd.rpc.auth_interceptor import AuthInterceptor, caller_from_context
 from handoffd.rpc.servicer import HandoffdServicer, ServingState
-from handoffd.settings import Settings, load_settings
-from handoffd.v1 import handoffd_pb2, handoffd_pb2_grpc
+from handoffd.schema.metrics import parse_loopback_listen
+from handoffd.service import EX_CONFIG, ServiceLifecycle
+from handoffd.settings import Settings, load_settings, runtime_dir, state_dir
+from handoffd.v1 import audit_pb2, audit_pb2_grpc, handoffd_pb2, handoffd_pb2_grpc
 
 log = get_logger("handoffd.server")
 
-EXIT_CONFIG = 78
 SERVICE_NAME = handoffd_pb2.DESCRIPTOR.services_by_name["Handoffd"].full_name
+AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
+HEALTH_NAMES = ("", SERVICE_NAME)
 
 
-def _prepare_socket(path: Path, mode: int) -> None:
+def _prepare_socket(path: Path) -> None:
     """Create the socket's directory (0750) and remove a stale socket file.
 
     A socket file that still accepts connections belongs to a running daemon: refuse to steal it.
@@ -64,49 +84,124 @@ class Daemon:
     settings: Settings
     state: ServingState
     health: health_aio.HealthServicer
-    server: grpc.aio.Server
+    components: Components
+    auth: Authenticator
+    metrics: Metrics
+    service: ServiceLifecycle
     socket_path: Path
+    servers: list[grpc.aio.Server] = field(default_factory=list)
+    app_sockets: list[Path] = field(default_factory=list)
+    http: HttpServer | None = None
+    metrics_server: MetricsServer | None = None
+    tcp_port: int | None = None
     engine: LocalEngine | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Daemon:
-        state = ServingState()
-        health = health_aio.HealthServicer()
+        """Open the components and start listening (health NOT_SERVING until :meth:`load`)."""
+        service = ServiceLifecycle.from_env()
+        await service.start()
+        components = await Components.open(settings)
+        token_file = settings.auth.token_file or default_token_file(state_dir())
+        auth = Authenticator(settings.auth, TokenStore(token_file))
+        await asyncio.to_thread(auth.load_tokens)
+        daemon = cls(
+            settings=settings,
+            state=ServingState(),
+            health=health_aio.HealthServicer(),
+            components=components,
+            auth=auth,
+            metrics=Metrics(),
+            service=service,
+            socket_path=settings.server.resolved_socket(),
+        )
+        try:
+            await daemon._listen()
+        except BaseException:
+            await daemon.stop()
+            raise
+        return daemon
+
+    def _grpc_server(self, listener: ListenerIdentity) -> grpc.aio.Server:
         server = grpc.aio.server(
+            interceptors=[AuthInterceptor(self.auth, listener, metrics=self.metrics)],
             options=[
-                ("grpc.max_receive_message_length", settings.server.max_request_bytes),
+                ("grpc.max_receive_message_length", self.settings.server.max_request_bytes),
                 ("grpc.max_send_message_length", 64 << 20),
             ],
-            maximum_concurrent_rpcs=settings.server.max_concurrent_streams,
+            maximum_concurrent_rpcs=self.settings.server.max_concurrent_streams,
         )
-        handoffd_pb2_grpc.add_HandoffdServicer_to_server(HandoffdServicer(state), server)
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        handoffd_pb2_grpc.add_HandoffdServicer_to_server(
+            HandoffdServicer(self.state, resolve_caller=caller_from_context), server
+        )
+        audit_pb2_grpc.add_AuditServicer_to_server(
+            AuditServicer(self.components.ledger, resolve_caller=caller_from_context), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME),
+            (
+                SERVICE_NAME,
+                AUDIT_SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             server,
         )
-        for name in ("", SERVICE_NAME):
-            await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.servers.append(server)
+        return server
 
-        socket_path = settings.server.resolved_socket()
-        mode = int(settings.server.socket_mode, 8)
-        _prepare_socket(socket_path, mode)
+    async def _listen(self) -> None:
+        for name in HEALTH_NAMES:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        server_settings = self.settings.server
+        mode = int(server_settings.socket_mode, 8)
+        _prepare_socket(self.socket_path)
+        main = self._grpc_server(self.auth.main_listener())
         old_umask = os.umask(0o777 & ~mode)
         try:
-            server.add_insecure_port(f"unix://{socket_path}")
-            if settings.server.tcp:
-                port = server.add_insecure_port(settings.server.tcp)
-                log.info("server.listen_tcp", address=settings.server.tcp, port=port)
-            await server.start()
+            main.add_insecure_port(f"unix://{self.socket_path}")
+            await main.start()
         finally:
             os.umask(old_umask)
-        os.chmod(socket_path, mode)
-        log.info("server.listen_unix", socket=str(socket_path), mode=settings.server.socket_mode)
-        return cls(settings, state, health, server, socket_path)
+        os.chmod(self.socket_path, mode)
+        log.info(
+            "server.listen_unix", socket=str(self.socket_path), mode=server_settings.socket_mode
+        )
+        for name, listener in self.auth.app_listeners().items():
+            app = self.settings.auth.apps[name]
+            path = app_socket_path(runtime_dir(), name, app)
+            gid = prepare_app_socket(path, app.group)
+            server = self._grpc_server(listener)
+            server.add_insecure_port(f"unix://{path}")
+            await server.start()
+            secure_app_socket(path, gid, app.mode_bits())
+            self.app_sockets.append(path)
+            log.info("server.listen_app_socket", app=name, socket=str(path))
+        if server_settings.tcp:
+            server = self._grpc_server(ListenerIdentity.tcp())
+            self.tcp_port = server.add_insecure_port(server_settings.tcp)
+            await server.start()
+            log.info("server.listen_tcp", address=server_settings.tcp, port=self.tcp_port)
+        if self.settings.http.listen:
+            await self._listen_http(self.settings.http.listen)
+        if self.settings.metrics.enabled:
+            self.metrics_server = await asyncio.to_thread(
+                self.metrics.serve, self.settings.metrics.listen
+            )
+
+    async def _listen_http(self, listen: str) -> None:
+        host, port = parse_loopback_listen(listen)
+        app = create_app(
+            self.state.require_pipeline,
+            self.auth,
+            max_body_bytes=self.settings.server.max_request_bytes,
+        )
+        self.http = HttpServer(app, host, port)
+        await self.http.start()
 
     async def load(self) -> None:
         """Load the model off the event loop, then start serving."""
+        self.service.status("listening; loading the model")
         log.info("model.loading", path=str(self.settings.model.resolved_path()))
         engine = await asyncio.to_thread(LocalEngine.load, self.settings.model)
         self.engine = engine
@@ -119,20 +214,40 @@ class Daemon:
             provider=info.execution_provider,
             context_window=info.context_window,
         )
-        self.state.pipeline = ChatPipeline(engine, self.settings)
+        pipeline = self.components.pipeline(engine, self.settings, self.metrics)
+        self.state.pipeline = pipeline
         self.state.ready = True
-        for name in ("", SERVICE_NAME):
+        for name in HEALTH_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.service.install_reload(self.reload_policy)
+        self.metrics.set_ready(True)
+        self.service.ready(
+            f"serving {info.name} on {info.execution_provider}; policy {pipeline.policy_hash[:12]}"
+        )
+
+    async def reload_policy(self) -> str:
+        outcome = await self.components.policy.reload()
+        return f"policy {self.components.policy.current.hash[:12]} ({outcome.value})"
 
     async def stop(self) -> None:
         log.info("server.stopping", grace_s=self.settings.server.grace_period_s)
+        self.service.stopping(f"draining {self.state.active_requests} requests")
         self.state.ready = False
+        self.metrics.set_ready(False)
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.server.grace_period_s)
+        if self.http is not None:
+            await self.http.stop()
+        await asyncio.gather(*(s.stop(self.settings.server.grace_period_s) for s in self.servers))
         if self.engine is not None:
             await self.engine.aclose()
+        await self.components.aclose()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        for path in self.app_sockets:
+            remove_app_socket(path)
+        await self.service.close()
         log.info("server.stopped")
 
 
@@ -174,19 +289,17 @@ def main(argv: list[str] | None = None) -> int:
             )
     except ConfigError as exc:
         print(f"handoffd: configuration error:\n{exc.message}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EX_CONFIG
     configure_logging(settings.log.level, settings.log.format)
     try:
         asyncio.run(serve(settings))
     except ConfigError as exc:
         log.error("server.config_error", error=exc.message)
         print(f"handoffd: {exc.message}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EX_CONFIG
     except HandoffdError as exc:
         log.error("server.failed", error_class=type(exc).__name__, error=exc.message)
         return 1
-    except KeyboardInterrupt:  # pragma: no cover - signal handlers take care of it
-        pass
     return 0
 
 

@@ -20,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as HttpRoute
 
+from handoffd.auth import Authenticator, ListenerIdentity, authorize, parse_authorization
+from handoffd.auth.roles import METHOD_CHAT, METHOD_LIST_MODELS
 from handoffd.domain import Caller, ChatEvent, DecisionEvent, DeltaEvent, FinalEvent
 from handoffd.errors import HandoffdError, InternalError, InvalidRequest, ResourceExhausted
 from handoffd.http import wire
@@ -28,8 +30,6 @@ from handoffd.pipeline import ChatPipeline
 
 log = get_logger(__name__)
 
-#: resolves a bearer token (or None) to the calling app; raises Unauthenticated
-Authenticate = Callable[[str | None], Caller]
 #: returns the pipeline, or raises Unavailable while the model loads
 PipelineSource = Callable[[], ChatPipeline]
 
@@ -77,12 +77,6 @@ class _TooLarge(InvalidRequest):
         )
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def _decision_headers(event: ChatEvent) -> dict[str, str]:
     if not isinstance(event, DecisionEvent):
         return {}
@@ -98,12 +92,52 @@ def _sse(data: Any) -> bytes:
     return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def create_app(
-    pipeline: PipelineSource, authenticate: Authenticate, *, max_body_bytes: int
-) -> Starlette:
+async def _stream(
+    events: AsyncIterator[ChatEvent],
+    completion_id: str,
+    created: int,
+    model_name: str,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    yield _sse(
+        wire.chunk_body(
+            completion_id, created, model_name, delta={"role": "assistant", "content": ""}
+        )
+    )
+    try:
+        async for event in events:
+            if isinstance(event, DeltaEvent):
+                yield _sse(
+                    wire.chunk_body(
+                        completion_id, created, model_name, delta={"content": event.text}
+                    )
+                )
+            elif isinstance(event, FinalEvent):
+                for chunk in wire.final_chunks(
+                    completion_id, created, event.result, include_usage=include_usage
+                ):
+                    yield _sse(chunk)
+    except HandoffdError as exc:
+        yield _sse(error_body(exc))
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+    yield b"data: [DONE]\n\n"
+
+
+def create_app(pipeline: PipelineSource, auth: Authenticator, *, max_body_bytes: int) -> Starlette:
+    """The facade; ``auth`` identifies callers by bearer token (the TCP rules: a token is
+    required) and the role table decides what they may call, exactly as for gRPC."""
+    listener = ListenerIdentity.tcp()
+
+    async def authenticate(request: Request, method: str) -> Caller:
+        values = [request.headers["authorization"]] if "authorization" in request.headers else []
+        caller = await auth.resolve(listener, parse_authorization(values))
+        authorize(caller, method)
+        return caller
+
     async def chat_completions(request: Request) -> Response:
         try:
-            caller = authenticate(_bearer(request))
+            caller = await authenticate(request, METHOD_CHAT)
             body = await read_json(request, max_body_bytes)
             request_id = request.headers.get("x-request-id") or f"chatcmpl-{uuid.uuid4().hex}"
             parsed, chat = wire.parse_request(
@@ -130,8 +164,12 @@ def create_app(
                 async for event in events:
                     if isinstance(event, FinalEvent):
                         result = event.result
-                        headers.update({"x-handoffd-route": result.route.value,
-                                        "x-handoffd-ledger-id": result.ledger_id})
+                        headers.update(
+                            {
+                                "x-handoffd-route": result.route.value,
+                                "x-handoffd-ledger-id": result.ledger_id,
+                            }
+                        )
                         return JSONResponse(
                             wire.completion_body(completion_id, created, result), headers=headers
                         )
@@ -146,42 +184,18 @@ def create_app(
             headers={**headers, "cache-control": "no-cache"},
         )
 
-    async def _stream(
-        events: AsyncIterator[ChatEvent],
-        completion_id: str,
-        created: int,
-        model_name: str,
-        include_usage: bool,
-    ) -> AsyncIterator[bytes]:
-        yield _sse(wire.chunk_body(completion_id, created, model_name,
-                                   delta={"role": "assistant", "content": ""}))
-        try:
-            async for event in events:
-                if isinstance(event, DeltaEvent):
-                    yield _sse(wire.chunk_body(completion_id, created, model_name,
-                                               delta={"content": event.text}))
-                elif isinstance(event, FinalEvent):
-                    for chunk in wire.final_chunks(
-                        completion_id, created, event.result, include_usage=include_usage
-                    ):
-                        yield _sse(chunk)
-        except HandoffdError as exc:
-            yield _sse(error_body(exc))
-        finally:
-            await events.aclose()  # type: ignore[attr-defined]
-        yield b"data: [DONE]\n\n"
-
     async def list_models(request: Request) -> Response:
         try:
-            authenticate(_bearer(request))
+            await authenticate(request, METHOD_LIST_MODELS)
             info = pipeline().model.info
         except HandoffdError as exc:
             return error_response(exc)
         return JSONResponse(
             {
                 "object": "list",
-                "data": [{"id": info.name, "object": "model", "created": 0,
-                          "owned_by": "handoffd"}],
+                "data": [
+                    {"id": info.name, "object": "model", "created": 0, "owned_by": "handoffd"}
+                ],
             }
         )
 
@@ -189,8 +203,9 @@ def create_app(
         try:
             pipeline()
         except HandoffdError as exc:
-            return JSONResponse({"status": "loading", "detail": exc.client_message()},
-                                status_code=503)
+            return JSONResponse(
+                {"status": "loading", "detail": exc.client_message()}, status_code=503
+            )
         return JSONResponse({"status": "ok"})
 
     return Starlette(

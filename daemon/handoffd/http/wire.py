@@ -130,9 +130,7 @@ def parse_request(
             field="tools",
         )
     messages = tuple(
-        Message(
-            role=Role.SYSTEM if m.role == "developer" else Role(m.role), content=_content(m, i)
-        )
+        Message(role=Role.SYSTEM if m.role == "developer" else Role(m.role), content=_content(m, i))
         for i, m in enumerate(wire.messages)
     )
     max_tokens = wire.max_completion_tokens or wire.max_tokens or 256

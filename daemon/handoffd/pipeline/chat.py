@@ -3,18 +3,25 @@
 ``ChatPipeline.stream(request)`` is the whole flow, shared by the gRPC and HTTP transports:
 
 1. validate the request against the daemon's limits;
-2. count the prompt with the local model's tokenizer and decide the route (with reasons);
+2. plan it (:mod:`.plan`): privacy scan, the policy's verdict, the router's decision;
 3. emit the decision, then the answer's text deltas, then a final event with usage, timing,
-   cost and the ledger id.
+   cost and the ledger id:
+
+   a. LOCAL: the local model answers through the router's answer gate, which may hold text back
+      (cascade) and may hand off mid-answer (low confidence, or the model's own handoff call);
+   b. CLOUD: :class:`~.handoff.CloudLeg` (ledger intent first, redact, reserve, call, restore,
+      settle, ledger outcome); when the cloud cannot be used the local model answers instead
+      (LOCAL_FALLBACK with the reason), unless the policy says to fail.
 
 Cancelling the consumer (the client went away) cancels the generation: the engine frees the
-request at its next step and the ``CancelledError`` propagates.
+request at its next step, the cloud call is closed, and the ``CancelledError`` propagates.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 
 from handoffd.domain import (
     ChatEvent,
@@ -24,28 +31,67 @@ from handoffd.domain import (
     DecisionEvent,
     DeltaEvent,
     FinalEvent,
-    HandoffPreference,
-    Reason,
+    FinishReason,
     Route,
     Timing,
+    Usage,
 )
-from handoffd.errors import ContextOverflow
+from handoffd.errors import PolicyDenied
 from handoffd.logsetup import get_logger
+from handoffd.metrics import Metrics
+from handoffd.metrics import Outcome as MetricsOutcome
+from handoffd.pipeline.handoff import CloudLeg, CloudRun, Fallback
 from handoffd.pipeline.local import LocalModel, LocalRun, stream_local
+from handoffd.pipeline.plan import Plan, Planner
 from handoffd.pipeline.validate import validate_request
+from handoffd.policy import PolicyEvaluator, PolicyHolder
+from handoffd.privacy import Redactor
+from handoffd.router import GateStep
+from handoffd.router.rules import CLOUD_NOT_ALLOWED
 from handoffd.settings import Settings
 
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """What ``Explain`` shows: the decision, without generating or sending anything."""
+
+    decision: Decision
+    prompt_tokens: int
+    policy_hash: str
+    entities: dict[str, int]
+    #: the text that would be sent to the cloud, placeholders in place ("" if nothing would be)
+    redacted_preview: str
+
+
 class ChatPipeline:
-    def __init__(self, model: LocalModel, settings: Settings) -> None:
+    def __init__(
+        self,
+        model: LocalModel,
+        settings: Settings,
+        *,
+        policy: PolicyHolder,
+        evaluator: PolicyEvaluator | None = None,
+        cloud: CloudLeg | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._model = model
         self._settings = settings
+        self._policy = policy
+        self._cloud = cloud
+        self._metrics = metrics
+        self._planner = Planner(
+            model, evaluator or PolicyEvaluator(), cloud_available=cloud is not None
+        )
 
     @property
     def model(self) -> LocalModel:
         return self._model
+
+    @property
+    def policy_hash(self) -> str:
+        return self._policy.current.hash
 
     def validate(self, request: ChatRequest) -> None:
         validate_request(
@@ -54,75 +100,230 @@ class ChatPipeline:
             max_tokens_limit=self._settings.model.max_new_tokens_limit,
         )
 
-    def decide(self, request: ChatRequest) -> tuple[Decision, int]:
-        """The routing decision and the prompt's token count, without generating anything."""
+    async def plan(self, request: ChatRequest) -> Plan:
         self.validate(request)
-        prompt_tokens = self._model.count_prompt_tokens(request.messages)
-        window = self._model.info.context_window
-        if prompt_tokens + request.params.max_tokens > window:
-            raise ContextOverflow(
-                f"messages: the prompt has {prompt_tokens} tokens and max_tokens is "
-                f"{request.params.max_tokens}: {prompt_tokens + request.params.max_tokens} > the "
-                f"local model's context window of {window}. Shorten the conversation or lower "
-                "max_tokens",
-                field="messages",
+        return await self._planner.plan(request, self._policy.current)
+
+    async def explain(self, request: ChatRequest) -> Explanation:
+        plan = await self.plan(request)
+        preview = ""
+        if plan.decision.route is Route.CLOUD:
+            texts = [m.content for m in request.messages]
+            result = Redactor().redact(
+                texts,
+                plan.findings or tuple(() for _ in texts),
+                plan.verdict.entity_actions,
+                default=plan.app_policy.privacy.default_action,
             )
-        if request.preference is HandoffPreference.LOCAL_ONLY:
-            reason = Reason("preference.local_only", "the app asked to stay on the device")
-        else:
-            reason = Reason(
-                "routing.no_cloud_target",
-                "no cloud target is configured, so every request is answered locally",
+            preview = "\n\n".join(
+                f"[{m.role.value}] {t}" for m, t in zip(request.messages, result.texts, strict=True)
             )
-        return Decision(route=Route.LOCAL, strategy="rules", reasons=(reason,)), prompt_tokens
+        return Explanation(
+            decision=plan.decision,
+            prompt_tokens=plan.prompt_tokens,
+            policy_hash=plan.policy_hash,
+            entities=plan.entity_counts,
+            redacted_preview=preview,
+        )
+
+    async def _refuse_if_denied(self, plan: Plan) -> str:
+        """Record a policy refusal in the ledger; raise if the request is denied outright."""
+        verdict = plan.verdict
+        kept_local = plan.decision.route is Route.LOCAL and any(
+            r.rule_id == CLOUD_NOT_ALLOWED for r in plan.decision.reasons
+        )
+        ledger_id = ""
+        if self._cloud is not None and (verdict.denied or (kept_local and verdict.blocked_by)):
+            ledger_id = await self._cloud.record_refusal(plan, verdict.blocked_by)
+        if verdict.denied:
+            if self._metrics is not None:
+                self._metrics.observe_refusal(verdict.blocked_by)
+            verdict.raise_if_denied()
+        return ledger_id
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         received = time.perf_counter()
-        decision, prompt_tokens = self.decide(request)
-        yield DecisionEvent(decision)
-        run = LocalRun(started=received, prompt_tokens=prompt_tokens)
-        first_text_at: float | None = None
+        plan = await self.plan(request)
+        ledger_id = await self._refuse_if_denied(plan)
+        yield DecisionEvent(plan.decision)
+        if plan.decision.route is Route.CLOUD:
+            async for event in self._stream_routed(plan, received):
+                yield event
+            return
+        run = LocalRun(started=received, prompt_tokens=plan.prompt_tokens)
+        handoff: Decision | None = None
+        async for text, handoff in self._answer_locally(plan, run, gated=True):
+            if handoff is not None:
+                break
+            yield DeltaEvent(text)
+        if handoff is not None:  # the local answer's own evidence asked for the cloud
+            late = replace(
+                plan,
+                decision=replace(
+                    handoff,
+                    reasons=(*handoff.reasons, *plan.decision.reasons),
+                    scores={**plan.decision.scores, **handoff.scores},
+                    cloud_target=handoff.cloud_target or plan.verdict.cloud_target,
+                ),
+            )
+            async for event in self._stream_routed(late, received):
+                yield event
+            return
+        result = self._result(plan, plan.decision, Route.LOCAL, received, run, None, ledger_id)
+        self._log(result)
+        yield FinalEvent(result)
+
+    async def _answer_locally(
+        self, plan: Plan, run: LocalRun, *, gated: bool
+    ) -> AsyncIterator[tuple[str, Decision | None]]:
+        """(text, None) to send, or ("", decision) when the answer gate hands off."""
+        request, inp = plan.request, plan.route_input
+        gate = plan.router.answer_gate(inp) if gated else None
+        messages = plan.router.local_messages(inp) if gated else request.messages
+        tools = plan.router.local_tools(inp) if gated else None
         async for chunk in stream_local(
             self._model,
-            request.messages,
+            messages,
             request.params,
             run,
+            tools=tools,
             priority=request.priority,
             app=request.app,
         ):
-            if chunk.text:
-                if first_text_at is None:
-                    first_text_at = time.perf_counter()
-                yield DeltaEvent(chunk.text)
+            step = gate.feed(chunk) if gate is not None else GateStep(emit=chunk.text)
+            if step.emit:
+                run.sent(step.emit)
+                yield step.emit, None
+            if step.handoff and step.decision is not None:
+                yield "", step.decision
+                return
+        if gate is not None:
+            step = gate.finish()
+            if step.emit:
+                run.sent(step.emit)
+                yield step.emit, None
+            if step.handoff and step.decision is not None:
+                yield "", step.decision
+                return
+            run.gate_decision = gate.decision
+
+    async def _stream_routed(self, plan: Plan, received: float) -> AsyncIterator[ChatEvent]:
+        """Answer a CLOUD decision: the cloud leg, or the local model when it cannot be used."""
+        decision, route, ledger_id = plan.decision, Route.CLOUD, ""
+        cloud_run: CloudRun | None = None
+        if self._cloud is not None:
+            cloud_run = CloudRun(target=decision.cloud_target or plan.verdict.cloud_target or "")
+            try:
+                async for text in self._cloud.stream(plan, cloud_run.target, cloud_run):
+                    yield DeltaEvent(text)
+            except Fallback as fallback:
+                if plan.app_policy.cloud.on_failure == "error":
+                    raise fallback.error from None
+                decision = replace(decision, reasons=(fallback.reason, *decision.reasons))
+                ledger_id, cloud_run = cloud_run.ledger_id, None
+        local_run: LocalRun | None = None
+        if cloud_run is None:
+            route = Route.LOCAL_FALLBACK
+            local_run = LocalRun(started=received, prompt_tokens=plan.prompt_tokens)
+            async for text, _ in self._answer_locally(plan, local_run, gated=False):
+                yield DeltaEvent(text)
+        result = self._result(plan, decision, route, received, local_run, cloud_run, ledger_id)
+        self._log(result)
+        yield FinalEvent(result)
+
+    def _result(
+        self,
+        plan: Plan,
+        decision: Decision,
+        route: Route,
+        received: float,
+        local_run: LocalRun | None,
+        cloud_run: CloudRun | None,
+        ledger_id: str,
+    ) -> ChatResult:
         done = time.perf_counter()
-        first = first_text_at if first_text_at is not None else done
-        result = ChatResult(
-            text=run.text,
-            route=decision.route,
+        if cloud_run is not None:
+            usage, text = cloud_run.usage, cloud_run.text
+            model, cost, ledger_id = cloud_run.model, cloud_run.cost_usd, cloud_run.ledger_id
+            first, finish, queue_ms = cloud_run.first_text_at, FinishReason.STOP, 0.0
+            decode = _rate(usage.completion_tokens, first or done, cloud_run.finished_at or done)
+        elif local_run is not None:
+            if local_run.gate_decision is not None:
+                decision = _merge_gate(decision, local_run.gate_decision)
+            usage = Usage(plan.prompt_tokens, local_run.usage.completion_tokens)
+            text, model, cost = local_run.text, self._model.info.name, 0.0
+            first, finish = local_run.first_sent_at, local_run.finish_reason
+            decode, queue_ms = local_run.decode_tokens_per_s(), local_run.queue_ms
+        else:  # pragma: no cover - one of the two legs always runs
+            raise RuntimeError("neither the local model nor the cloud answered")
+        first = first if first is not None else done
+        return ChatResult(
+            text=text,
+            route=route,
             decision=decision,
-            model=self._model.info.name,
-            usage=run.usage,
+            model=model,
+            usage=usage,
             timing=Timing(
+                queue_ms=queue_ms,
                 ttft_ms=(first - received) * 1000.0,
                 total_ms=(done - received) * 1000.0,
-                decode_tokens_per_s=run.decode_tokens_per_s(),
+                decode_tokens_per_s=decode,
             ),
-            finish_reason=run.finish_reason,
+            cost_usd=cost,
+            ledger_id=ledger_id,
+            finish_reason=finish,
+            policy_hash=plan.policy_hash,
         )
+
+    def _log(self, result: ChatResult) -> None:
         log.info(
             "request.done",
             route=result.route.value,
-            rule_ids=list(decision.rule_ids),
+            strategy=result.decision.strategy,
+            rule_ids=list(result.decision.rule_ids),
             prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
             ttft_ms=round(result.timing.ttft_ms, 1),
             total_ms=round(result.timing.total_ms, 1),
+            cost_usd=result.cost_usd,
+            ledger_id=result.ledger_id,
             finish_reason=result.finish_reason.value,
+            policy_hash=result.policy_hash,
         )
-        yield FinalEvent(result)
+        if self._metrics is not None:
+            self._metrics.observe_request(
+                result.route,
+                MetricsOutcome.OK,
+                ttft_s=result.timing.ttft_ms / 1000.0,
+                total_s=result.timing.total_ms / 1000.0,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+            )
+            if result.route is Route.LOCAL and result.timing.decode_tokens_per_s > 0:
+                self._metrics.observe_decode_speed(result.timing.decode_tokens_per_s)
+            if result.cost_usd > 0 and result.decision.cloud_target:
+                self._metrics.observe_spend(result.decision.cloud_target, result.cost_usd)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         async for event in self.stream(request):
             if isinstance(event, FinalEvent):
                 return event.result
         raise RuntimeError("pipeline ended without a final event")  # pragma: no cover
+
+
+def _rate(tokens: int, first: float, last: float) -> float:
+    elapsed = last - first
+    return (tokens - 1) / elapsed if tokens > 1 and elapsed > 0 else 0.0
+
+
+def _merge_gate(decision: Decision, gate: Decision) -> Decision:
+    """The answer gate's verdict (confident, or flagged) leads the explanation."""
+    return replace(
+        decision,
+        strategy=gate.strategy,
+        reasons=(*gate.reasons, *decision.reasons),
+        scores={**decision.scores, **gate.scores},
+    )
+
+
+__all__ = ["ChatPipeline", "Explanation", "PolicyDenied"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handoffd.domain import (
+    Decision,
     FinishReason,
     GenerationParams,
     Message,
@@ -44,18 +45,32 @@ class LocalModel(Protocol):
 
 @dataclass
 class LocalRun:
-    """The evidence of one local generation, filled in as it streams."""
+    """The evidence of one local generation, filled in as it streams.
+
+    ``chunks`` are what the model generated; ``text`` is what was sent to the client (the
+    answer gate may hold back or drop text, e.g. a handoff call).
+    """
 
     started: float = field(default_factory=time.perf_counter)
     chunks: list[TokenChunk] = field(default_factory=list)
+    sent_parts: list[str] = field(default_factory=list)
     first_token_at: float | None = None
+    first_sent_at: float | None = None
     finished_at: float | None = None
     finish_reason: FinishReason = FinishReason.STOP
     prompt_tokens: int = 0
+    queue_ms: float = 0.0
+    #: the answer gate's verdict when it kept the answer local (confident or flagged)
+    gate_decision: Decision | None = None
 
     @property
     def text(self) -> str:
-        return "".join(c.text for c in self.chunks)
+        return "".join(self.sent_parts)
+
+    def sent(self, text: str) -> None:
+        if self.first_sent_at is None:
+            self.first_sent_at = time.perf_counter()
+        self.sent_parts.append(text)
 
     @property
     def usage(self) -> Usage:
@@ -74,11 +89,12 @@ async def stream_local(
     params: GenerationParams,
     run: LocalRun,
     *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
     priority: Priority,
     app: str,
 ) -> AsyncIterator[TokenChunk]:
     """Generate locally, recording every chunk in ``run``; cancellation propagates to the engine."""
-    generation = model.generate(messages, params, priority=priority, app=app)
+    generation = model.generate(messages, params, tools=tools, priority=priority, app=app)
     try:
         async for chunk in generation:
             now = time.perf_counter()
@@ -86,7 +102,12 @@ async def stream_local(
                 run.first_token_at = now
             run.chunks.append(chunk)
             yield chunk
-        run.finish_reason = getattr(generation, "finish_reason", None) or _guess_finish(run, params)
+        result = getattr(generation, "result", None)
+        if result is not None:
+            run.finish_reason = result.finish_reason
+            run.queue_ms = result.timing.queue_ms
+        else:
+            run.finish_reason = _guess_finish(run, params)
     finally:
         run.finished_at = time.perf_counter()
         aclose = getattr(generation, "aclose", None)

@@ -47,8 +47,9 @@ def validate_params(params: GenerationParams, *, max_tokens_limit: int) -> None:
     _check_float("params.top_p", params.top_p, 0.0, 1.0, low_open=True)
     _check_float("params.repetition_penalty", params.repetition_penalty, 0.0, 10.0, low_open=True)
     if params.top_k < 0:
-        raise InvalidRequest(f"params.top_k must be 0 (off) or more, got {params.top_k}",
-                             field="params.top_k")
+        raise InvalidRequest(
+            f"params.top_k must be 0 (off) or more, got {params.top_k}", field="params.top_k"
+        )
     if len(params.stop) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(
             f"params.stop has {len(params.stop)} entries; at most {MAX_STOP_SEQUENCES} allowed",
@@ -85,8 +86,9 @@ def validate_request(
             )
     validate_params(request.params, max_tokens_limit=max_tokens_limit)
     if len(request.labels) > MAX_LABELS:
-        raise InvalidRequest(f"labels has {len(request.labels)} entries; at most {MAX_LABELS}",
-                             field="labels")
+        raise InvalidRequest(
+            f"labels has {len(request.labels)} entries; at most {MAX_LABELS}", field="labels"
+        )
     for label in request.labels:
         if not label or len(label) > MAX_LABEL_CHARS or not label.isprintable():
             raise InvalidRequest(

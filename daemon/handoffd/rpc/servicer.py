@@ -75,7 +75,11 @@ class HandoffdServicer(pb_grpc.HandoffdServicer):
                 if isinstance(event, DeltaEvent):
                     yield pb.ChatEvent(delta=pb.TokenDelta(text=event.text))
                 elif isinstance(event, DecisionEvent):
-                    yield pb.ChatEvent(decision=convert.decision_to_proto(event.decision))
+                    yield pb.ChatEvent(
+                        decision=convert.decision_to_proto(
+                            event.decision, policy_hash=self._state.require_pipeline().policy_hash
+                        )
+                    )
                 elif isinstance(event, FinalEvent):
                     yield pb.ChatEvent(
                         final=convert.result_to_proto(
@@ -88,9 +92,14 @@ class HandoffdServicer(pb_grpc.HandoffdServicer):
     @unary_errors
     async def Explain(self, request: pb.ChatRequest, context: Context) -> pb.ExplainResponse:
         chat = self._request(request, context)
-        decision, prompt_tokens = self._state.require_pipeline().decide(chat)
+        explanation = await self._state.require_pipeline().explain(chat)
         return pb.ExplainResponse(
-            decision=convert.decision_to_proto(decision), prompt_tokens=prompt_tokens
+            decision=convert.decision_to_proto(
+                explanation.decision, policy_hash=explanation.policy_hash
+            ),
+            prompt_tokens=explanation.prompt_tokens,
+            redacted_preview=explanation.redacted_preview,
+            entities=explanation.entities,
         )
 
     @unary_errors
@@ -104,6 +113,7 @@ class HandoffdServicer(pb_grpc.HandoffdServicer):
             execution_provider=info.execution_provider if info else "",
             uptime_s=time.monotonic() - self._state.started,
             active_requests=self._state.active_requests,
+            policy_hash=pipeline.policy_hash if pipeline is not None else "",
         )
 
     @unary_errors

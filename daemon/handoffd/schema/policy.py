@@ -121,6 +121,10 @@ class CloudAccess(Frozen):
     id: RuleId = "cloud.targets"
     #: target names from the daemon config's ``cloud.targets``; empty: nothing leaves the device
     allow: tuple[TargetName, ...] = ()
+    #: when a handoff cannot happen (cloud down, breaker open, over budget, rate limited):
+    #: ``local_fallback`` answers on the device (route LOCAL_FALLBACK, with the reason);
+    #: ``error`` fails the request with that error instead
+    on_failure: Literal["local_fallback", "error"] = "local_fallback"
 
     @field_validator("allow")
     @classmethod
