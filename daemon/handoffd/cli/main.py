@@ -7,8 +7,12 @@ import sys
 import click
 
 from handoffd import __version__
+from handoffd.cli.apps_cmds import apps
+from handoffd.cli.audit_cmds import audit
 from handoffd.cli.chat_cmds import chat, explain, models, status
 from handoffd.cli.model_cmds import model
+from handoffd.cli.policy_cmds import budget, policy
+from handoffd.cli.router_cmds import router
 from handoffd.errors import HandoffdError
 
 
@@ -22,7 +26,7 @@ def cli() -> None:
     """
 
 
-for command in (chat, explain, status, models, model):
+for command in (chat, explain, status, models, model, policy, budget, audit, apps, router):
     cli.add_command(command)
 
 
