@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import os
 import platform
 import random
@@ -33,7 +34,7 @@ import re
 import string
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,9 @@ def value_for(entity: str, fake: Faker, rng: random.Random, locale: str) -> list
 
 
 def distractor(fake: Faker, rng: random.Random) -> str:
+    def clock() -> str:
+        return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+
     options: list[Callable[[], str]] = [
         lambda: f"Meeting on {fake.date()} at {rng.randint(0, 23)}:{rng.randint(10, 59)}.",
         lambda: f"It costs ${rng.randint(1, 99999)}.{rng.randint(0, 99):02d} incl. tax.",
@@ -192,6 +196,15 @@ def distractor(fake: Faker, rng: random.Random) -> str:
         lambda: f"We sold {rng.randint(100, 999)} {rng.randint(100, 999)} units in {rng.randint(1990, 2030)}.",  # noqa: E501
         lambda: f"Call the front desk on extension {rng.randint(100, 9999)}.",
         lambda: f"Postcode {fake.postcode()}, {fake.street_name()}.",
+        # harder look-alikes
+        lambda: f"Population {rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(100, 999)}",
+        lambda: f"Logged at {fake.date()}T{clock()}.{rng.randint(0, 999999):06d} on localhost:80",
+        lambda: f"Invoice INV-{rng.randint(2000, 2030)}-{rng.randint(0, 999999):06d} is due.",
+        lambda: f"Coordinates {fake.latitude()}, {fake.longitude()}.",
+        lambda: f"Colour #{fake.hex_color()[1:]} and build {fake.bothify('??##??##??##??##??')}.",
+        lambda: f"Tracking 1Z{fake.bothify('###???########').upper()} arrives soon.",
+        lambda: "Took {:02d}:{:02d}:{:02d}.{:03d}.".format(*(rng.randint(0, 59) for _ in "hms"),
+                                                         rng.randint(0, 999)),
     ]  # fmt: skip
     return rng.choice(options)()
 
@@ -313,6 +326,26 @@ def latency(
             fn(p)
             times.append((time.perf_counter_ns() - t0) / 1e6)
     return percentile(times, 0.50), percentile(times, 0.90), percentile(times, 0.99)
+
+
+CODE_PACKAGES = ("pydantic", "structlog", "click", "rich", "yaml", "grpc", "jinja2", "aiosqlite")
+
+
+def code_corpus_findings(scanner: PiiScanner) -> tuple[int, int, Counter[str]]:
+    """What the scanner flags in installed third-party Python source (files, bytes, by rule)."""
+    counts: Counter[str] = Counter()
+    files = size = 0
+    for name in CODE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for root in spec.submodule_search_locations:
+            for path in sorted(Path(root).rglob("*.py")):
+                text = path.read_text(encoding="utf-8", errors="replace")
+                files += 1
+                size += len(text)
+                counts.update(f.rule_id for f in scanner.scan(text))
+    return files, size, counts
 
 
 def cpu_model() -> str:
@@ -437,6 +470,16 @@ def main() -> int:
         f"`PrivacyGuard.protect` failed closed (scan past detector_timeout_ms = "
         f"{config.detector_timeout_ms:g} ms) on {timeouts} of {len(prompts) * (args.rounds + 1)} "
         "calls.",
+    ]
+    files, size, code_counts = code_corpus_findings(scanner)
+    lines += [
+        "",
+        f"What the scanner flags in {files} files ({size / 1e6:.1f} MB) of installed third-party "
+        f"Python source ({', '.join(CODE_PACKAGES)}), a stand-in for code pasted into prompts "
+        "(example addresses and IPs in docstrings are true finds of their type; the rest are "
+        "false positives or literal example passwords): "
+        + (", ".join(f"{rule} {n}" for rule, n in code_counts.most_common()) or "nothing")
+        + ".",
     ]
     misses = [
         (e, s.text[a:b])

@@ -218,3 +218,44 @@ def test_twelve_digit_maestro_only() -> None:
     """12-digit numbers are cards only with a Maestro prefix and a valid Luhn digit."""
     assert found("maestro 6304 7104 8326 ok") == [("CREDIT_CARD", "6304 7104 8326")]
     assert found("order 4304 7104 8321 ok") == []  # Luhn-valid but not a Maestro prefix
+
+
+def test_long_lists_are_found_item_by_item() -> None:
+    """A long list of cards or phones separated by single spaces is not one unreadable run:
+    every item is covered."""
+    cards = " ".join(["4111 1111 1111 1111"] * 40)
+    found_cards = found(f"cards {cards} end")
+    assert [t for t, _ in found_cards] == ["CREDIT_CARD"] * 40
+    phones = " ".join(["(415) 555-2671"] * 30)
+    text = f"phones {phones} end"
+    spans = PiiScanner(PrivacyConfig(phone_regions=("US",))).scan(text)
+    covered = {i for f in spans for i in range(f.start, f.end)}
+    assert all(i in covered for i, c in enumerate(text) if c.isdigit())
+
+
+def test_isbn_and_uuid_are_not_cards_or_phones() -> None:
+    """A Luhn-valid ISBN-13 is not a card; a UUID's all-digit first group is not a phone."""
+    assert found("ISBN 978-1-5354-7186-2 is out of print.") == []
+    assert found("The request id was 09876038-355a-4f30-b0b0-561dd38a1c17.") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password = self.password",
+        "token = get_token(user)",
+        "api_key=${API_KEY}",
+        "secret: {{ vault_secret }}",
+        "client_secret = settings.oauth.secret",
+    ],
+)
+def test_assignments_of_code_are_not_secrets(text: str) -> None:
+    """A key=value whose value is code or a reference (not a literal) is not a secret."""
+    assert found(text) == []
+
+
+def test_annotations_and_timestamps_are_not_secrets_or_cards() -> None:
+    """A type annotation is no password; a date and time is no card even when Luhn-valid."""
+    assert found("def login(password: SecretStr) -> None") == []
+    assert found("at 20080830 172159 UTC") == []
+    assert found('"password": "Sunflower"') == [("SECRET", "Sunflower")]

@@ -50,10 +50,10 @@ class EmailDetector:
 
 _GROUP = r"(?:\(\s?\d{1,5}\s?\)|\d)"
 _PHONE = re.compile(
-    r"(?<![\w+/.,(-])(?P<plus>\+\s?)?"
-    rf"(?P<body>{_GROUP}(?:[ \t]?[-./]?[ \t]?{_GROUP}){{5,22}})"
+    r"(?<![\w+/.,(-])(?<!\d:)(?P<plus>\+\s?)?"
+    rf"(?P<body>{_GROUP}(?:[ \t]?[-./]?[ \t]?{_GROUP}){{5,}})"
     r"(?P<ext>[ \t]?(?:x|ext\.?|extension|\#)[ \t]?\d{1,6})?"
-    r"(?![\w]|[.,]\d)",
+    r"(?![\w]|[.,]\d|-\w)",
     re.IGNORECASE,
 )
 _TRUNK_IN_PARENS = re.compile(r"\(\s?0\s?\)")
@@ -108,7 +108,9 @@ class PhoneDetector:
         for m in _PHONE.finditer(text, pos, endpos):
             start = m.start("plus") if m.group("plus") else m.start("body")
             end = m.end()
-            if self._is_phone(m.group("body"), plus=bool(m.group("plus"))):
+            plus = bool(m.group("plus"))
+            body = _TRUNK_IN_PARENS.sub("", m.group("body")) if plus else m.group("body")
+            if self._is_phone(_NON_DIGIT.sub("", body), plus):
                 out.append(Finding("PHONE", start, end, "privacy.phone"))
                 continue
             out.extend(self._split(text, m.start("body"), m.end("body"), m.group("plus")))
@@ -119,32 +121,45 @@ class PhoneDetector:
         start, report the longest window that is a phone. Windows may overlap; the scanner
         merges overlapping findings, so every digit of every phone found stays covered."""
         cuts = [start] + [w.end() for w in _WS.finditer(text, start, end)]
-        if len(cuts) < 2 or len(cuts) > 10:
+        if len(cuts) < 2:
             return []
         bounds = [*cuts, end]
-        # digits before each bound, so windows of impossible size are skipped without work
+        # all digits of the run once, and how many come before each bound: a window's digits
+        # are a slice, and windows of impossible size are skipped without work
+        pieces = [_NON_DIGIT.sub("", text[a:b]) for a, b in itertools.pairwise(bounds)]
+        digits = "".join(pieces)
         before = [0]
-        for a, b in itertools.pairwise(bounds):
-            before.append(before[-1] + len(_NON_DIGIT.sub("", text[a:b])))
+        for piece in pieces:
+            before.append(before[-1] + len(piece))
         out: list[Finding] = []
-        i = 0
-        while i < len(cuts):
-            for j in range(len(bounds) - 1, i, -1):
-                if not 7 <= before[j] - before[i] <= _MAX_DIGITS:
-                    continue
-                piece = text[bounds[i] : bounds[j]].rstrip()
-                has_plus = bool(plus) and i == 0
-                if self._is_phone(piece, plus=has_plus):
-                    s = bounds[i] - (len(plus) if has_plus and plus else 0)
-                    out.append(Finding("PHONE", s, bounds[i] + len(piece), "privacy.phone"))
+        for i in range(len(cuts)):
+            # the farthest bound within _MAX_DIGITS, over pieces of 2+ digits after the first
+            # (a grid of single digits is no phone): work stays linear in the run's length
+            last = i + 1
+            while (
+                last + 1 < len(bounds)
+                and before[last + 1] - before[i] <= _MAX_DIGITS
+                and len(pieces[last]) >= 2
+            ):
+                last += 1
+            for j in range(last, i, -1):
+                if before[j] - before[i] < 7:
                     break
-            i += 1
+                if i == 0 and plus:
+                    body = text[bounds[0] : bounds[j]]
+                    ok = self._is_phone(_NON_DIGIT.sub("", _TRUNK_IN_PARENS.sub("", body)), True)
+                    s = bounds[0] - len(plus)
+                else:
+                    ok = self._is_phone(digits[before[i] : before[j]], False)
+                    s = bounds[i]
+                if ok:
+                    e = bounds[i] + len(text[bounds[i] : bounds[j]].rstrip())
+                    out.append(Finding("PHONE", s, e, "privacy.phone"))
+                    break
         return out
 
-    def _is_phone(self, body: str, *, plus: bool) -> bool:
-        if plus:
-            body = _TRUNK_IN_PARENS.sub("", body)
-        digits = _NON_DIGIT.sub("", body)
+    def _is_phone(self, digits: str, plus: bool) -> bool:
+        """Whether these digits (trunk "(0)" already removed after a "+") are a phone."""
         if not 7 <= len(digits) <= _MAX_DIGITS or len(set(digits)) == 1:
             return False
         if plus:

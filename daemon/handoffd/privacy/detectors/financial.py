@@ -3,7 +3,9 @@
 Cards: 13-19 digits, written bare or in groups separated by single spaces or dashes, passing
 the Luhn check and not one repeated digit. No issuer-prefix check (test and private-label cards
 exist on every prefix); a 16-digit number failing Luhn is not a card. 12 digits count only with
-a Maestro prefix (50, 56-58, 6304, 6390, 67.., 0604) and Luhn. When a run of digit groups
+a Maestro prefix (50, 56-58, 6304, 6390, 67.., 0604) and Luhn. A valid ISBN-13 (978/979, a
+prefix no card network issues) is not a card, nor is a number starting with 0 (no issuer has
+major industry identifier 0). When a run of digit groups
 is longer than a card, the group-aligned windows inside it are tried (longest first).
 
 IBANs: an upper-case country code and two check digits, then letters/digits (spaces or dashes
@@ -26,6 +28,15 @@ _SEP = re.compile(r"[ -]")
 _GROUPS = re.compile(r"\d+")
 
 
+def _card_grouping(run: str) -> bool:
+    """One group of digits, or groups of 3-6 digits (4-4-4-4, Amex 4-6-5) where the last one
+    may be shorter (a 13-digit number grouped by 4: 4-4-4-1)."""
+    groups = _SEP.split(run)
+    if len(groups) == 1:
+        return True
+    return all(3 <= len(g) <= 6 for g in groups[:-1]) and len(groups[-1]) <= 6
+
+
 def luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -42,11 +53,19 @@ def luhn_ok(digits: str) -> bool:
 _MAESTRO_12 = ("50", "56", "57", "58", "6304", "6390", "67", "0604")
 
 
+def isbn13_ok(digits: str) -> bool:
+    if len(digits) != 13 or not digits.startswith(("978", "979")):
+        return False
+    return sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(digits)) % 10 == 0
+
+
 def _is_card(digits: str) -> bool:
     n = len(digits)
     if n == 12:
         return digits.startswith(_MAESTRO_12) and luhn_ok(digits)
-    return 13 <= n <= 19 and len(set(digits)) > 1 and luhn_ok(digits)
+    if not 13 <= n <= 19 or digits[0] == "0" or len(set(digits)) == 1 or isbn13_ok(digits):
+        return False
+    return luhn_ok(digits)
 
 
 class CardDetector:
@@ -62,7 +81,7 @@ class CardDetector:
             for m in _CARD_RUN.finditer(text, pos, endpos):
                 run = m.group()
                 digits = _SEP.sub("", run)
-                if _is_card(digits):
+                if _is_card(digits) and _card_grouping(run):
                     out.append(Finding("CREDIT_CARD", m.start(), m.end(), "privacy.credit_card"))
                 elif _SEP.search(run):
                     out.extend(self._windows(run, m.start()))
@@ -70,21 +89,39 @@ class CardDetector:
 
     @staticmethod
     def _windows(run: str, offset: int) -> list[Finding]:
+        """Group-aligned windows of 12-19 digits, longest first from each group, left to right
+        (a list of cards separated by single spaces is one run). Linear in the run's length.
+        A window is one group, or groups as :func:`_card_grouping` allows: a grid of single
+        digits is no card, whatever Luhn says of some stretch of it."""
         groups = [g.span() for g in _GROUPS.finditer(run)]
-        if len(groups) > 12:
-            return []
+        sizes = [e - s for s, e in groups]
+        digits = _SEP.sub("", run)
+        before = [0]
+        for size in sizes:
+            before.append(before[-1] + size)
         best: list[tuple[int, int]] = []
-        for i in range(len(groups)):
-            for j in range(len(groups) - 1, i - 1, -1):
+        i = 0
+        while i < len(groups):
+            last = i  # extend over groups of 3-6 digits; only the final one may be shorter
+            while (
+                last + 1 < len(groups)
+                and before[last + 2] - before[i] <= 19
+                and 3 <= sizes[last] <= 6
+                and sizes[last + 1] <= 6
+            ):
+                last += 1
+            found = False
+            for j in range(last, i - 1, -1):
+                if before[j + 1] - before[i] < 12:
+                    break
                 s, e = groups[i][0], groups[j][1]
-                digits = _SEP.sub("", run[s:e])
-                if len(digits) > 19:
-                    continue
-                if len(digits) < 12:
-                    break
-                if _is_card(digits) and not any(s < be and bs < e for bs, be in best):
+                if _is_card(digits[before[i] : before[j + 1]]):
                     best.append((s, e))
+                    i = j + 1
+                    found = True
                     break
+            if not found:
+                i += 1
         return [
             Finding("CREDIT_CARD", offset + s, offset + e, "privacy.credit_card") for s, e in best
         ]

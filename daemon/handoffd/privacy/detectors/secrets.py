@@ -3,12 +3,15 @@
 Well-known formats each have their own rule id (``privacy.secret.github``, ...) and a literal
 anchor (``sk-``, ``ghp_``, ``-----BEGIN``...): a pattern runs only when its anchor occurs, and
 is matched only at the anchor's positions. For bearer tokens and ``password=...``-style
-assignments only the value is the finding, not the keyword before it.
+assignments only the value is the finding, not the keyword before it; an assignment whose value
+is code or a reference (``self.password``, ``get_token()``, ``${API_KEY}``, ``{{ secret }}``)
+is not a secret.
 
 Secrets without a known format are caught by entropy (rule ``privacy.secret.entropy``): a run of
 ``[A-Za-z0-9+=_-]`` (``/`` and ``.`` split runs, so URLs and paths fall apart into short pieces)
-counts when it is at least ``min_length`` long, has at least two digits and two letters, switches
-between letters and digits at least four times (``release-2024`` or ``utf8`` do not), is not
+counts when it is at least ``min_length`` long, switches between letters and digits at least four
+times (``release-2024`` or ``utf8`` do not) or mixes 2+ digits, 2+ upper and 2+ lower case
+letters with the character class changing at half its positions (random base62), is not
 plain hexadecimal (git SHAs, checksums and UUIDs are everyday prompt content and are NOT
 flagged: a hex-only secret must match a known format or a custom rule), and its Shannon entropy
 is at least ``entropy_threshold`` bits per character.
@@ -16,6 +19,7 @@ is at least ``entropy_threshold`` bits per character.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -56,11 +60,24 @@ _KNOWN: dict[str, tuple[tuple[str, ...], str, bool]] = {
 }  # fmt: skip
 _COMPILED = {kind: (anchors, re.compile(p), ci) for kind, (anchors, p, ci) in _KNOWN.items()}
 
+# an assignment's value that is code or a reference, not a literal secret
+_CODE_VALUE = re.compile(r"[(\[{$%<]|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(|\[|$)|[A-Za-z_]\w*[(\[]")
 _RUN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=_-")
 _RUN = re.compile(r"[A-Za-z0-9+=_-]+")
 _HEX = re.compile(r"[0-9A-Fa-f-]+")
 _TRANSITION = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _MAX_RUN = 4096
+
+
+def _is_code(m: re.Match[str]) -> bool:
+    """An assignment that is code: a call, a reference, a template, or a type annotation
+    (``password: str``, an unquoted word of letters only after a colon)."""
+    value = m.group("v")
+    if _CODE_VALUE.match(value):
+        return True
+    head = m.group()[: m.start("v") - m.start()]
+    word = value.rstrip(")]}>")
+    return ":" in head and not head.rstrip().endswith(("'", '"')) and word.isalpha()
 
 
 def shannon_entropy(value: str) -> float:
@@ -79,6 +96,7 @@ class SecretDetector:
     def find(self, text: str, index: TextIndex) -> list[Finding]:
         out: list[Finding] = []
         for kind, (anchors, pattern, ci) in _COMPILED.items():
+            done = -1  # anchors inside this kind's previous match are skipped: linear time
             for anchor in anchors:
                 if ci:
                     starts = find_all(index, anchor)
@@ -87,12 +105,17 @@ class SecretDetector:
                 else:
                     continue
                 for anchor_at in starts:
+                    if anchor_at < done:
+                        continue
                     at = anchor_at
                     if ci:  # the keyword may be part of a longer key name: back up to its start
                         while at > 0 and (text[at - 1].isalnum() or text[at - 1] in "_-"):
                             at -= 1
                     m = pattern.match(text, at)
+                    if m and kind == "assignment" and _is_code(m):
+                        m = None  # password = self.password / get_token() / ${SECRET}
                     if m:
+                        done = m.end()
                         group = "v" if ci else 0
                         rule = f"privacy.secret.{kind}"
                         out.append(Finding("SECRET", m.start(group), m.end(group), rule))
@@ -118,9 +141,26 @@ class SecretDetector:
 
     def looks_random(self, value: str) -> bool:
         """The entropy rule of the module docstring, for one run."""
-        if _HEX.fullmatch(value) or len(_TRANSITION.findall(value)) < 4:
+        if _HEX.fullmatch(value):
+            return False
+        if len(_TRANSITION.findall(value)) < 4 and not _mixed_and_jumpy(value):
             return False  # 4 letter/digit switches imply 2+ letters and 2+ digits
         return shannon_entropy(value) >= self._config.entropy_threshold
+
+
+def _class_of(ch: str) -> int:
+    return 0 if ch.islower() else 1 if ch.isupper() else 2 if ch.isdigit() else 3
+
+
+def _mixed_and_jumpy(value: str) -> bool:
+    """Random base62 with few digits: 2+ digits, 2+ upper, 2+ lower case letters, and the
+    character class (lower/upper/digit/other) changing at half the positions or more
+    (CamelCase words change about once per word)."""
+    classes = [_class_of(c) for c in value]
+    if classes.count(0) < 2 or classes.count(1) < 2 or classes.count(2) < 2:
+        return False
+    switches = sum(a != b for a, b in itertools.pairwise(classes))
+    return switches * 2 >= len(value) - 1
 
 
 def _positions(text: str, literal: str) -> list[int]:
