@@ -89,16 +89,25 @@ def prompt_2kb(with_pii: bool) -> str:
     return text[:2048]
 
 
-def timed(fn: Callable[[], object], iterations: int) -> list[float]:
+Stats = tuple[float, float, float, float, float]  # wall p50, p99, max; cpu p50, p99
+
+
+def timed(fn: Callable[[], object], iterations: int) -> Stats:
+    """Wall-clock and thread-CPU microseconds per call (CPU time leaves out the time this
+    thread was not scheduled, which a busy machine adds to the wall-clock tail)."""
     for _ in range(min(500, iterations)):
         fn()
-    out = []
-    clock = time.perf_counter_ns
+    wall: list[float] = []
+    cpu: list[float] = []
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     for _ in range(iterations):
-        start = clock()
+        start, start_cpu = clock(), cpu_clock()
         fn()
-        out.append((clock() - start) / 1000.0)
-    return out
+        cpu.append((cpu_clock() - start_cpu) / 1000.0)
+        wall.append((clock() - start) / 1000.0)
+    w50, w99, wmax = stats(wall)
+    c50, c99, _ = stats(cpu)
+    return w50, w99, wmax, c50, c99
 
 
 def stats(samples: list[float]) -> tuple[float, float, float]:
@@ -107,7 +116,7 @@ def stats(samples: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), p99, ordered[-1]
 
 
-def decision_latency(iterations: int) -> list[tuple[str, tuple[float, float, float]]]:
+def decision_latency(iterations: int) -> list[tuple[str, Stats]]:
     policy = load_policy([ROOT / "policies" / "default.yaml"], known_targets={"cloud"})
     app = policy.for_app("chat")
     scanner = PiiScanner(app.privacy)
@@ -127,19 +136,15 @@ def decision_latency(iterations: int) -> list[tuple[str, tuple[float, float, flo
                 RequestFacts(app="chat", prompt_tokens=tokens, max_tokens=256, entities=found),
             )
 
-        rows.append((f"whole decision ({label})", stats(timed(whole, iterations))))
-        scan_only = stats(timed(lambda t=text: scanner.scan(t), iterations))
+        rows.append((f"whole decision ({label})", timed(whole, iterations)))
+        scan_only = timed(lambda t=text: scanner.scan(t), iterations)
         rows.append((f"baseline: scan only ({label})", scan_only))
-        rows.append(
-            (
-                f"baseline: evaluate only ({label})",
-                stats(timed(lambda f=facts: evaluator.evaluate(policy, f), iterations)),
-            )
-        )
+        evaluate_only = timed(lambda f=facts: evaluator.evaluate(policy, f), iterations)
+        rows.append((f"baseline: evaluate only ({label})", evaluate_only))
     return rows
 
 
-def ratelimit_latency(iterations: int) -> tuple[float, float, float]:
+def ratelimit_latency(iterations: int) -> Stats:
     policy = load_policy([ROOT / "policies" / "default.yaml"])
     rules = policy.for_app("chat").rate_limits
     fake_now = [0]
@@ -153,7 +158,7 @@ def ratelimit_latency(iterations: int) -> tuple[float, float, float]:
     def once() -> None:
         limiter.admit(rules, app="chat", target="cloud", tokens=1200).release(used_tokens=800)
 
-    return stats(timed(once, iterations))
+    return timed(once, iterations)
 
 
 BUDGET_POLICY = """\
@@ -283,31 +288,39 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     configure_logging("warning", "console")
+    load_before = os.getloadavg()[0]
     random.seed(7)
     rows = decision_latency(args.iterations)
     rl = ratelimit_latency(args.iterations)
     with tempfile.TemporaryDirectory() as tmp:
         budget_lines = asyncio.run(budgets(Path(tmp)))
     whole_p99 = max(r[1][1] for r in rows if r[0].startswith("whole"))
+    whole_cpu_p99 = max(r[1][4] for r in rows if r[0].startswith("whole"))
     lines = [
         "## Policy engine (`bench/policy.py`)",
         "",
         f"Machine: {machine()}. Date: {dt.date.today().isoformat()}. "
-        f"{args.iterations} timed calls per row after a warm-up.",
+        f"{args.iterations} timed calls per row after a warm-up. 1-minute load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other work on the machine "
+        "inflates the tail: p99 and max are only as good as the machine was quiet).",
         "",
         "Decision latency on a 2 KB prompt, every built-in detector on (privacy section of "
         "`policies/default.yaml`; evaluation with target prices, so the per-request cost "
         "ceiling is checked):",
         "",
-        "| what | p50 µs | p99 µs | max µs |",
-        "|---|---:|---:|---:|",
-        *(f"| {name} | {p50:.1f} | {p99:.1f} | {mx:.1f} |" for name, (p50, p99, mx) in rows),
+        "| what | wall p50 µs | wall p99 µs | wall max µs | CPU p50 µs | CPU p99 µs |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {w50:.1f} | {w99:.1f} | {wmax:.1f} | {c50:.1f} | {c99:.1f} |"
+            for name, (w50, w99, wmax, c50, c99) in rows
+        ),
         "",
-        f"Must-show: whole-decision p99 {whole_p99:.0f} µs "
-        f"({'meets' if whole_p99 <= 1000 else 'MISSES'} the 1 ms target).",
+        f"Must-show (p99 <= 1 ms for the whole decision): wall-clock p99 {whole_p99:.0f} µs "
+        f"({'meets' if whole_p99 <= 1000 else 'misses'} it on this run), thread-CPU p99 "
+        f"{whole_cpu_p99:.0f} µs ({'meets' if whole_cpu_p99 <= 1000 else 'misses'} it).",
         "",
-        f"Rate limits, `admit` + `release` with the default policy's rules: "
-        f"p50 {rl[0]:.1f} µs, p99 {rl[1]:.1f} µs.",
+        f"Rate limits, `admit` + `release` with the default policy's rules: wall p50 "
+        f"{rl[0]:.1f} µs, p99 {rl[1]:.1f} µs; CPU p50 {rl[3]:.1f} µs, p99 {rl[4]:.1f} µs.",
         "",
         "Budgets: 200 concurrent requests against a $5 budget (worst case $0.07 each, real cost "
         "$0.055-0.07, each call a random 0-5 ms sleep):",
