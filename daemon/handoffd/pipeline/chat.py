@@ -32,6 +32,7 @@ from handoffd.domain import (
     DeltaEvent,
     FinalEvent,
     FinishReason,
+    HandoffPreference,
     Route,
     Timing,
     Usage,
@@ -129,9 +130,10 @@ class ChatPipeline:
     async def _refuse_if_denied(self, plan: Plan) -> str:
         """Record a policy refusal in the ledger; raise if the request is denied outright."""
         verdict = plan.verdict
-        kept_local = plan.decision.route is Route.LOCAL and any(
+        wanted_cloud = plan.request.preference is HandoffPreference.PREFER_CLOUD or any(
             r.rule_id == CLOUD_NOT_ALLOWED for r in plan.decision.reasons
         )
+        kept_local = plan.decision.route is Route.LOCAL and wanted_cloud
         ledger_id = ""
         if self._cloud is not None and (verdict.denied or (kept_local and verdict.blocked_by)):
             ledger_id = await self._cloud.record_refusal(plan, verdict.blocked_by)
