@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck proto proto-check bench install-service clean
+.PHONY: setup run test lint typecheck proto bench install-service clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ proto: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+install-service:   ## as root: install the systemd unit, user, dirs and a venv in /opt/handoffd
+	systemd/install.sh $(if $(DRY_RUN),--dry-run,)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,6 +10,9 @@ import pytest
 
 from tests.support import daemon_settings
 
+# every test's log lines are scanned for tokens, keys and declared secrets (tests/log_scan.py)
+pytest_plugins = ["tests.log_scan"]
+
 
 @pytest.fixture(scope="session")
 def tiny_genai_model() -> Path:

@@ -10,10 +10,10 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from handoffd.server import Daemon
 from handoffd.v1 import handoffd_pb2 as pb
 from handoffd.v1 import handoffd_pb2_grpc as pb_grpc
+
 from tests.support import daemon_settings
 
 
@@ -76,7 +76,9 @@ async def test_parallel_streams_are_all_correct(stub: pb_grpc.HandoffdStub) -> N
     assert [events[-1].final.text for events in together] == alone
 
 
-async def test_cancel_mid_stream_frees_the_engine(daemon: Daemon, stub: pb_grpc.HandoffdStub) -> None:
+async def test_cancel_mid_stream_frees_the_engine(
+    daemon: Daemon, stub: pb_grpc.HandoffdStub
+) -> None:
     """A client that cancels mid-stream frees the engine; the next request is served."""
     call = stub.ChatStream(user("a long answer please", max_tokens=400))
     seen = 0

@@ -57,5 +57,3 @@ def notify_listener() -> Iterator[NotifyListener]:
             sock.close()
 
 
-# log hygiene for these tests until tests/conftest.py enables tests.log_scan suite-wide
-from tests.log_scan import _log_hygiene, pytest_configure  # noqa: E402, F401
