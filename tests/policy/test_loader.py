@@ -144,3 +144,13 @@ def test_defaults_when_sections_are_absent() -> None:
     assert app.rate_limits == ()
     assert app.privacy.enabled
     assert str(app.timezone) == "UTC"
+
+
+def test_cloud_on_failure_defaults_to_local_and_merges() -> None:
+    """cloud.on_failure is 'local' unless set; an app may set 'error' for itself only."""
+    policy = policy_from_text(
+        "version: 1\ncloud: {allow: [lan]}\napps:\n  strict:\n    cloud: {on_failure: error}\n"
+    )
+    assert policy.defaults.cloud.on_failure == "local"
+    assert policy.for_app("strict").cloud.on_failure == "error"
+    assert policy.for_app("strict").cloud.allow == ("lan",)
