@@ -259,3 +259,9 @@ def test_annotations_and_timestamps_are_not_secrets_or_cards() -> None:
     assert found("def login(password: SecretStr) -> None") == []
     assert found("at 20080830 172159 UTC") == []
     assert found('"password": "Sunflower"') == [("SECRET", "Sunflower")]
+
+
+def test_email_in_quotes() -> None:
+    """A quote before an address is not part of it; an apostrophe inside the local part is."""
+    assert found("to='contact@mail.com'") == [("EMAIL", "contact@mail.com")]
+    assert found("mail o'brien@example.ie") == [("EMAIL", "o'brien@example.ie")]

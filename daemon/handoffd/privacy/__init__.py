@@ -14,7 +14,6 @@ from __future__ import annotations
 from handoffd.privacy.detectors import Detector
 from handoffd.privacy.findings import Finding, resolve_overlaps
 from handoffd.privacy.guard import (
-    BLOCK_RULE,
     FAIL_CLOSED_RULE,
     TIMEOUT_RULE,
     PrivacyGuard,
@@ -27,7 +26,6 @@ from handoffd.privacy.scanner import PiiScanner, ScanTimeout
 from handoffd.schema.privacy import Action, PrivacyConfig
 
 __all__ = [
-    "BLOCK_RULE",
     "FAIL_CLOSED_RULE",
     "TIMEOUT_RULE",
     "Action",

@@ -26,7 +26,6 @@ log = get_logger(__name__)
 
 FAIL_CLOSED_RULE = "privacy.fail_closed"
 TIMEOUT_RULE = "privacy.timeout"
-BLOCK_RULE = "privacy.block"
 
 
 def scan_or_fail_closed(
