@@ -29,6 +29,7 @@ def test_prune_removes_the_old_prefix_and_anchors_it(
     assert result.anchor.entry_count == 20
     assert result.anchor.kind == "prune"
     assert result.anchor_file is not None
+    assert result.anchor_file.parent == tmp_path / "cps"
     assert Checkpoint.read(result.anchor_file) == result.anchor
     with LedgerReader(populated.path) as reader:
         assert reader.count() == 40

@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from handoffd.errors import ConfigError, Unavailable
-from handoffd.ledger.checkpoints import Checkpoint, sign_checkpoint, write_checkpoint_file
+from handoffd.ledger.checkpoints import Checkpoint, export_checkpoint, sign_checkpoint
 from handoffd.ledger.migrations import MIGRATION_NAMES, applied_migrations
 from handoffd.ledger.store import connect_reader, connect_writer, insert_checkpoint, ledger_uid
 from handoffd.ledger.times import format_time
@@ -105,7 +105,7 @@ def prune_ledger(
         raise Unavailable(f"{path}: pruning stopped ({exc}); run the prune again") from exc
     finally:
         db.close()
-    exported = write_checkpoint_file(anchor, checkpoint_dir) if checkpoint_dir else None
+    exported = export_checkpoint(anchor, checkpoint_dir) if checkpoint_dir else None
     return PruneResult(removed=removed, anchor=anchor, anchor_file=exported)
 
 

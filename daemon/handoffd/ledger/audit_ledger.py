@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from handoffd.errors import ConfigError, HandoffdError, InvalidRequest, Unavailable
 from handoffd.ledger.chain_writer import ChainWriter, QueuedEntry
-from handoffd.ledger.checkpoints import Checkpoint, write_checkpoint_file
+from handoffd.ledger.checkpoints import Checkpoint, export_checkpoint
 from handoffd.ledger.entries import (
     HandoffIntent,
     HandoffOutcome,
@@ -277,8 +277,7 @@ class AuditLedger:
         target = out_dir or self._checkpoint_dir
         exported = None
         if target is not None:
-            target.mkdir(parents=True, exist_ok=True)
-            exported = await self._owner.run(write_checkpoint_file, checkpoint, target)
+            exported = await self._owner.run(export_checkpoint, checkpoint, target)
         log.info(
             "ledger.checkpoint",
             kind=kind,

@@ -146,8 +146,15 @@ def sign_checkpoint(
     )
 
 
+def export_checkpoint(checkpoint: Checkpoint, directory: Path) -> Path:
+    """Write ``checkpoint`` into ``directory`` (created if needed) under a generated name."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_checkpoint_file(checkpoint, directory)
+
+
 def write_checkpoint_file(checkpoint: Checkpoint, path: Path) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically (a directory gets a generated file name)."""
+    """Write ``checkpoint`` to ``path`` atomically (an existing directory gets a generated
+    file name)."""
     if path.is_dir():
         path = path / checkpoint.export_name()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ order they were made. A few lines here instead of a dependency.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
@@ -17,12 +18,15 @@ _RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 ULID_LENGTH = 26
 
 
+# RFC 4648 base32 (C-speed in the stdlib) re-lettered to Crockford's alphabet
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
+
+
 def _encode(value: int) -> str:
-    chars = []
-    for _ in range(ULID_LENGTH):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 20 bytes = 160 bits = 32 base32 digits; a ULID is the last 26 (130 bits, top 2 zero)
+    return base64.b32encode(value.to_bytes(20, "big")).decode("ascii")[-ULID_LENGTH:].translate(
+        _TO_CROCKFORD
+    )
 
 
 def is_ulid(text: str) -> bool:
