@@ -147,10 +147,10 @@ def test_defaults_when_sections_are_absent() -> None:
 
 
 def test_cloud_on_failure_defaults_to_local_and_merges() -> None:
-    """cloud.on_failure is 'local' unless set; an app may set 'error' for itself only."""
+    """cloud.on_failure is 'local_fallback' unless set; an app may set 'error' for itself."""
     policy = policy_from_text(
         "version: 1\ncloud: {allow: [lan]}\napps:\n  strict:\n    cloud: {on_failure: error}\n"
     )
-    assert policy.defaults.cloud.on_failure == "local"
+    assert policy.defaults.cloud.on_failure == "local_fallback"
     assert policy.for_app("strict").cloud.on_failure == "error"
     assert policy.for_app("strict").cloud.allow == ("lan",)

@@ -121,9 +121,6 @@ class CloudAccess(Frozen):
     id: RuleId = "cloud.targets"
     #: target names from the daemon config's ``cloud.targets``; empty: nothing leaves the device
     allow: tuple[TargetName, ...] = ()
-    #: when a handoff fails (cloud unreachable, error before the answer streamed): ``local``
-    #: answers on the device instead (route local_fallback), ``error`` returns the error
-    on_failure: Literal["local", "error"] = "local"
     #: when a handoff cannot happen (cloud down, breaker open, over budget, rate limited):
     #: ``local_fallback`` answers on the device (route LOCAL_FALLBACK, with the reason);
     #: ``error`` fails the request with that error instead
