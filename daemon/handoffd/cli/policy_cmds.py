@@ -52,15 +52,11 @@ def _settings(config: Path | None) -> Settings | None:
 
 
 def _cloud(settings: Settings | None) -> CloudSettings | None:
-    # TODO(wiring): becomes `settings.cloud` once Settings has the cloud section
-    cloud = getattr(settings, "cloud", None)
-    return cloud if isinstance(cloud, CloudSettings) else None
+    return settings.cloud if settings is not None else None
 
 
 def _policy_settings(settings: Settings | None) -> PolicySettings:
-    # TODO(wiring): becomes `settings.policy` once Settings has the policy section
-    section = getattr(settings, "policy", None)
-    return section if isinstance(section, PolicySettings) else PolicySettings()
+    return settings.policy if settings is not None else PolicySettings()
 
 
 class _Scanners:
@@ -198,9 +194,9 @@ def budget(
     """Show cloud spend, open reservations and what is left per budget."""
     settings = _settings(config)
     section = _policy_settings(settings)
-    files = policy_files or section.files
+    files = tuple(f.expanduser() for f in (policy_files or section.files))
     loaded = load_policy(files) if files else None
-    path = db or section.budget_db or default_budget_path()
+    path = (db or section.budget_db or default_budget_path()).expanduser()
     snapshot = asyncio.run(_snapshot(path, loaded, apps or None))
     if as_json:
         echo_json(snapshot.to_dict())
