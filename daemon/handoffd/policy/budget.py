@@ -110,7 +110,7 @@ class BudgetLedger:
         if reservation_ttl_s <= 0:
             raise ConfigError(f"reservation_ttl_s must be > 0, got {reservation_ttl_s}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, aiosqlite.Error) as exc:
             raise ConfigError(f"{path}: cannot open the budget store: {exc}") from None
