@@ -12,16 +12,28 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from handoffd.cli.router_cmds import router
-from handoffd.domain import GenerationParams, Message, ModelInfo, Role, TokenChunk
+from handoffd.domain import (
+    ChatRequest,
+    GenerationParams,
+    Message,
+    ModelInfo,
+    Role,
+    Route,
+    TokenChunk,
+)
 from handoffd.errors import ConfigError
+from handoffd.router import RouteInput, Router
+from handoffd.router.cascade import CascadeMonitor
+from handoffd.router.rules import SoftRules
+from handoffd.routereval.calibrate import calibrate, snippet
 from handoffd.routereval.dataset import EvalItem, dump_items
-from handoffd.routereval.evaluate import evaluate
+from handoffd.routereval.evaluate import evaluate, fit_learned
 from handoffd.routereval.plot import plot_curves
 from handoffd.routereval.report import render_markdown, write_section
 from handoffd.routereval.results import ResultCache
 from handoffd.routereval.runner import RunSettings, run_items
 from handoffd.routereval.session import collect
-from handoffd.schema.routing import CascadeConfig
+from handoffd.schema.routing import CascadeConfig, LearnedConfig, RoutingConfig, RulesConfig
 
 # question -> (answer, per-token logprob, P(No) of the self-assessment, answer with the marker)
 SCRIPT: dict[str, tuple[str, float, float, str]] = {}
@@ -241,3 +253,47 @@ def test_cli_eval_calibrate_fit_from_a_full_cache(tmp_path: Path) -> None:
     result = runner.invoke(router, ["fit", *common, "-o", str(weights)])
     assert result.exit_code == 0, result.output
     assert json.loads(weights.read_text())["meta"]["split"] == "tune"
+
+
+@pytest.mark.parametrize("strategy", ["cascade.mean", "rules.prompt_tokens", "learned"])
+async def test_calibrated_value_reproduces_the_rate_at_run_time(strategy: str) -> None:
+    """The printed config value, applied by the run-time component, hands off the same tune
+    items the calibration counted (no sign or off-by-one slip between eval and router)."""
+    items = build_items()
+    _, results = await collect(
+        items,
+        model_dir=None,
+        cache_path=None,
+        settings=RunSettings(max_tokens=16),
+        model=FakeModel(),
+    )
+    cascade = CascadeConfig(hold_back_tokens=4)
+    cal = calibrate(
+        items, results, strategy=strategy, target_rate=0.25, cascade=cascade, model="fake"
+    )
+    assert cal.value is not None
+    text = snippet(cal)
+    assert "routing:" in text
+    tune = [i for i in items if i.split == "tune"]
+    handed = 0
+    for item in tune:
+        result = results[item.id]
+        if strategy == "cascade.mean":
+            monitor = CascadeMonitor(cascade.model_copy(update={"threshold": cal.value}))
+            steps = [monitor.feed(TokenChunk("x", 0, lp, 0.0)) for lp in result.logprobs]
+            steps.append(monitor.finish())
+            handed += any(s.handoff for s in steps)
+        elif strategy == "rules.prompt_tokens":
+            rules = SoftRules(RulesConfig(max_local_prompt_tokens=int(cal.value)))
+            request = ChatRequest(messages=item.messages)
+            decision = rules.decide(RouteInput(request, result.prompt_tokens, 4096))
+            handed += decision is not None
+        else:
+            weights = fit_learned(items, results, pre_score=True, model="fake")
+            r = Router(
+                RoutingConfig(strategies=("learned",), learned=LearnedConfig(threshold=cal.value)),
+                learned=weights,
+            )
+            inp = RouteInput(ChatRequest(messages=item.messages), result.prompt_tokens, 4096)
+            handed += r.decide(inp, pre_score=result.pre_score).route is Route.CLOUD
+    assert handed / len(tune) == pytest.approx(cal.tune_rate)

@@ -22,27 +22,15 @@ from typing import Any
 import click
 
 from handoffd.router.learned import LogisticModel
-from handoffd.routereval.dataset import EvalItem, load_dataset, select
-from handoffd.routereval.evaluate import config_value, evaluate, fit_learned
-from handoffd.routereval.metrics import threshold_for_rate
+from handoffd.routereval.calibrate import CALIBRATABLE, calibrate, snippet
+from handoffd.routereval.dataset import EvalItem, load_dataset
+from handoffd.routereval.evaluate import evaluate, fit_learned
 from handoffd.routereval.plot import plot_curves
 from handoffd.routereval.report import render_markdown, write_section
 from handoffd.routereval.results import LocalResult
 from handoffd.routereval.runner import RunSettings
-from handoffd.routereval.scoring import score_strategies
 from handoffd.routereval.session import collect, load_cloud_answers
 from handoffd.schema.routing import CascadeConfig
-
-CALIBRATABLE = (
-    "learned",
-    "learned.no_model",
-    "pre_score",
-    "cascade.mean",
-    "cascade.min",
-    "cascade.quantile",
-    "cascade.entropy",
-    "rules.prompt_tokens",
-)
 
 
 def _common(fn: Any) -> Any:
@@ -237,44 +225,15 @@ def calibrate_command(
     items, name, results = _results(
         dataset, model_dir, cache, max_tokens, handoff_mode, quiet, concurrency
     )
-    tune = select(items, "tune")
-    cascade = CascadeConfig(hold_back_tokens=hold_back)
-    scored = {
-        s.name: s
-        for s in score_strategies(
-            tune,
-            results,
-            cascade=cascade,
-            learned=fit_learned(items, results, pre_score=True, model=name),
-            learned_no_model=fit_learned(items, results, pre_score=False, model=name),
-        )
-    }[strategy]
-    threshold = threshold_for_rate(scored.scores, target_rate)
-    value = config_value(scored, threshold)
-    rate = sum(1 for s in scored.scores if s >= threshold) / len(scored.scores)
-    click.echo(
-        f"# {strategy}: hands off {rate:.1%} of the {len(tune)} tune items "
-        f"(target {target_rate:.1%}); model {name}"
+    cal = calibrate(
+        items,
+        results,
+        strategy=strategy,
+        target_rate=target_rate,
+        cascade=CascadeConfig(hold_back_tokens=hold_back),
+        model=name,
     )
-    section, key = scored.config_key.split(".", 1)
-    strategies = {"rules.prompt_tokens": "rules", "learned.no_model": "learned"}.get(
-        strategy, strategy.split(".", 1)[0]
-    )
-    click.echo("routing:")
-    click.echo(
-        f"  strategies: [rules, {strategies}]" if strategies != "rules" else "  strategies: [rules]"
-    )
-    click.echo(f"  {section}:")
-    if strategy.startswith("cascade."):
-        click.echo(f"    statistic: {strategy.split('.', 1)[1]}")
-        click.echo(f"    hold_back_tokens: {hold_back}")
-    if value is None:
-        click.echo(f"    # no threshold reaches {target_rate:.1%}", err=False)
-        return
-    shown = int(value) if key == "max_local_prompt_tokens" else round(value, 4)
-    click.echo(f"    {key}: {shown}")
-    if strategy == "learned.no_model":
-        click.echo("    # weights: fit them with `handoffctl router fit --no-pre-score`")
+    click.echo(snippet(cal), nl=False)
 
 
 @router.command("fit")
