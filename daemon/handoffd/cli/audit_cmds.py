@@ -9,16 +9,16 @@ them as the daemon's user (or root).
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
@@ -36,14 +36,16 @@ from handoffd.ledger import (
     verify_ledger,
     write_checkpoint_file,
 )
+from handoffd.ledger.export import FORMATS, write_entries
 from handoffd.ledger.html_report import render_html_report
-from handoffd.ledger.keys import parse_signing_key
+from handoffd.ledger.keys import read_signing_key
 from handoffd.ledger.times import format_time, normalize_bound, parse_moment
 from handoffd.schema.ledger import LedgerSettings
 from handoffd.settings import load_settings, state_dir
 
 P = ParamSpec("P")
 T = TypeVar("T")
+_EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _friendly(fn: Callable[P, T]) -> Callable[P, T]:
@@ -65,9 +67,7 @@ class _DefaultGroup(click.Group):
     default_command = "list"
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        takes_value = {
-            opt for p in self.params if isinstance(p, click.Option) for opt in p.opts
-        }
+        takes_value = {o for p in self.params if isinstance(p, click.Option) for o in p.opts}
         i = 0
         while i < len(args):
             arg = args[i]
@@ -104,27 +104,27 @@ class _AuditContext:
         return LedgerReader(self.path())
 
 
-def _filters(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--app", help="only this app's entries"),
-        click.option("--since", help="from this date/time, UTC (2026-11-03 or ...T14:30Z)"),
-        click.option("--until", help="before this date/time, UTC"),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+def _options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
 
 
-def _entry_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--route", type=click.Choice(["cloud", "local_fallback", "denied"])),
-        click.option("--outcome", type=click.Choice(["sent", "refused", "failed", "fallback"])),
-        click.option("--rule", "rule_id", help="only entries that name this rule id"),
-        click.option("--kind", type=click.Choice(["intent", "outcome"])),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return _filters(fn)
+_filters = _options(
+    click.option("--app", help="only this app's entries"),
+    click.option("--since", help="from this date/time, UTC (2026-11-03 or ...T14:30Z)"),
+    click.option("--until", help="before this date/time, UTC"),
+)
+_entry_filters = _options(
+    _filters,
+    click.option("--route", type=click.Choice(["cloud", "local_fallback", "denied"])),
+    click.option("--outcome", type=click.Choice(["sent", "refused", "failed", "fallback"])),
+    click.option("--rule", "rule_id", help="only entries that name this rule id"),
+    click.option("--kind", type=click.Choice(["intent", "outcome"])),
+)
 
 
 @click.group(cls=_DefaultGroup)
@@ -155,6 +155,26 @@ def _short(text: str, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _print_table(title: str, columns: str, rows: list[list[str]]) -> None:
+    """``columns``: space-separated names; a trailing ``>`` right-aligns, ``!`` never wraps."""
+    table = Table(title=title)
+    for name in columns.split():
+        justify: Literal["left", "right"] = "right" if name.endswith(">") else "left"
+        table.add_column(name.rstrip(">!").replace("_", " "), justify=justify, no_wrap="!" in name)
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+
+
+def _entry_row(e: LedgerEntry) -> list[str]:
+    cost = e.settled_cost_usd if e.kind == "outcome" else e.estimated_cost_usd
+    target = "/".join(x for x in (e.cloud_target, e.cloud_model) if x) or "-"
+    when = e.time[:19].replace("T", " ")
+    tokens, rules = f"{e.tokens_in}/{e.tokens_out}", _short(", ".join(e.rule_ids), 32)
+    return [when, e.id, e.app, e.kind, e.route, e.outcome or "-", _short(target), tokens,
+            f"{cost:.4f}", rules]  # fmt: skip
+
+
 @audit.command("list")
 @_entry_filters
 @click.option("--limit", default=50, show_default=True, help="newest N entries (0: all)")
@@ -173,8 +193,7 @@ def list_entries(
         echo_json([e.to_dict() for e in entries])
         return
     if as_jsonl:
-        for entry in entries:
-            click.echo(json.dumps(entry.to_dict(), ensure_ascii=False))
+        write_entries(entries, "jsonl", sys.stdout)
         return
     if not entries:
         click.echo(
@@ -183,29 +202,11 @@ def list_entries(
             err=True,
         )
         return
-    table = Table(title=f"audit ledger: {len(entries)} of {total} entries, newest first")
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("id", no_wrap=True, min_width=26)
-    for column in ("app", "kind", "route", "outcome", "target/model"):
-        table.add_column(column)
-    for column in ("tokens", "cost $"):
-        table.add_column(column, justify="right")
-    table.add_column("rules")
-    for e in entries:
-        cost = e.settled_cost_usd if e.kind == "outcome" else e.estimated_cost_usd
-        table.add_row(
-            e.time[:19].replace("T", " "),
-            e.id,
-            e.app,
-            e.kind,
-            e.route,
-            e.outcome or "-",
-            _short("/".join(x for x in (e.cloud_target, e.cloud_model) if x) or "-"),
-            f"{e.tokens_in}/{e.tokens_out}",
-            f"{cost:.4f}",
-            _short(", ".join(e.rule_ids), 32),
-        )
-    _console().print(table)
+    _print_table(
+        f"audit ledger: {len(entries)} of {total} entries, newest first",
+        "time_(UTC)! id! app kind route outcome target/model tokens> cost_$> rules",
+        [_entry_row(e) for e in entries],
+    )
 
 
 @audit.command("show")
@@ -241,56 +242,22 @@ def stats(obj: _AuditContext, /, as_json: bool, **filters: str | None) -> None:
     if as_json:
         echo_json([row.to_dict() for row in rows])
         return
-    table = Table(title="handoffs per app and day (UTC)")
-    table.add_column("day")
-    table.add_column("app")
-    for column in ("handoffs", "sent", "refused", "fallback", "failed", "tokens", "spend $"):
-        table.add_column(column, justify="right")
-    table.add_column("top rules")
-    for r in rows:
-        table.add_row(
-            r.day,
-            r.app,
-            str(r.handoffs),
-            str(r.sent),
-            str(r.refusals),
-            str(r.fallbacks),
-            str(r.failed),
-            f"{r.tokens_in + r.tokens_out:,}",
-            f"{r.spend_usd:.4f}",
-            ", ".join(f"{t.rule_id} ({t.count})" for t in r.top_rules),
-        )
-    _console().print(table)
-
-
-_CSV_FIELDS = [f for f in LedgerEntry.__dataclass_fields__]
-
-
-def _csv_row(entry: LedgerEntry) -> dict[str, Any]:
-    row = entry.to_dict()
-    for key in ("scores", "redaction", "rule_ids"):
-        row[key] = json.dumps(row[key], ensure_ascii=False, sort_keys=True)
-    return row
-
-
-def _write_export(entries: Iterator[LedgerEntry], fmt: str, out: Any) -> int:
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS)
-        writer.writeheader()
-        for entry in entries:
-            writer.writerow(_csv_row(entry))
-            count += 1
-    else:
-        for entry in entries:
-            out.write(json.dumps(entry.to_dict(), ensure_ascii=False) + "\n")
-            count += 1
-    return count
+    _print_table(
+        "handoffs per app and day (UTC)",
+        "day app handoffs> sent> refused> fallback> failed> tokens> spend_$> top_rules",
+        [
+            [r.day, r.app]
+            + [str(n) for n in (r.handoffs, r.sent, r.refusals, r.fallbacks, r.failed)]
+            + [f"{r.tokens_in + r.tokens_out:,}", f"{r.spend_usd:.4f}"]
+            + [", ".join(f"{t.rule_id} ({t.count})" for t in r.top_rules)]
+            for r in rows
+        ],
+    )
 
 
 @audit.command("export")
 @_entry_filters
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="default: stdout")
 @click.pass_obj
 @_friendly
@@ -299,10 +266,10 @@ def export(obj: _AuditContext, /, fmt: str, out: Path | None, **filters: str | N
     with obj.reader() as reader:
         entries = reader.iter_entries(EntryFilter(**filters))
         if out is None:
-            _write_export(entries, fmt, sys.stdout)
+            write_entries(entries, fmt, sys.stdout)
             return
         with open(out, "w", encoding="utf-8", newline="") as handle:
-            count = _write_export(entries, fmt, handle)
+            count = write_entries(entries, fmt, handle)
     click.echo(f"wrote {count} entries to {out}", err=True)
 
 
@@ -336,44 +303,25 @@ def report(obj: _AuditContext, /, html_file: Path, no_verify: bool, **filters: s
 
 @audit.command("verify")
 @click.option(
-    "--checkpoint",
-    "checkpoint_files",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--checkpoint", "checkpoint_files", multiple=True, type=_EXISTING_FILE,
     help="an exported checkpoint kept off the device (repeatable)",
-)
+)  # fmt: skip
 @click.option(
-    "--public-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--public-key", type=_EXISTING_FILE,
     help="the device's Ed25519 public key; every checkpoint must be signed by it",
-)
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @_friendly
 def verify(
-    obj: _AuditContext,
-    checkpoint_files: tuple[Path, ...],
-    public_key: Path | None,
-    as_json: bool,
+    obj: _AuditContext, checkpoint_files: tuple[Path, ...], public_key: Path | None, as_json: bool
 ) -> None:
     """Check the hash chain and signed checkpoints; exit 1 if the ledger was tampered with."""
     external = [Checkpoint.read(path) for path in checkpoint_files]
     pinned = read_public_key(public_key) if public_key else None
     result = verify_ledger(obj.path(), external=external, public_key=pinned)
     if as_json:
-        echo_json(
-            {
-                "ok": result.ok,
-                "entries_checked": result.entries_checked,
-                "head_seq": result.head_seq,
-                "head_hash": result.head_hash,
-                "checkpoints_checked": result.checkpoints_checked,
-                "first_bad_seq": result.first_bad_seq,
-                "first_bad_id": result.first_bad_id,
-                "problems": list(result.problems),
-                "notes": list(result.notes),
-            }
-        )
+        echo_json(result.to_dict())
     else:
         click.echo(result.summary())
         for problem in result.problems[1:]:
@@ -389,15 +337,14 @@ def verify(
         sys.exit(1)
 
 
-def _signing_key(signing_key: Path | None) -> Any:
-    if signing_key is None:
-        return load_signing_key(state_dir())
-    return parse_signing_key(signing_key.read_bytes(), str(signing_key))
+def _signing_key(key_file: Path | None) -> Ed25519PrivateKey:
+    return read_signing_key(key_file) if key_file else load_signing_key(state_dir())
 
 
 _KEY_OPTION = click.option(
     "--signing-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "key_file",
+    type=_EXISTING_FILE,
     help="Ed25519 key (default: $CREDENTIALS_DIRECTORY/ledger-signing-key or the state dir's)",
 )
 
@@ -408,19 +355,16 @@ _KEY_OPTION = click.option(
 @_KEY_OPTION
 @click.pass_obj
 @_friendly
-def checkpoint(obj: _AuditContext, out: Path, latest: bool, signing_key: Path | None) -> None:
+def checkpoint(obj: _AuditContext, out: Path, latest: bool, key_file: Path | None) -> None:
     """Sign the verified head and export it: copy the file off the device."""
     if latest:
         with obj.reader() as reader:
             stored = reader.checkpoints()
         if not stored:
-            raise click.ClickException(
-                "the ledger has no stored checkpoint yet; drop --latest to sign one now "
-                "(as the daemon's user)"
-            )
+            raise click.ClickException("no stored checkpoint yet; drop --latest to sign one now")
         made = stored[-1]
     else:
-        made, _ = checkpoint_current_head(obj.path(), _signing_key(signing_key))
+        made, _ = checkpoint_current_head(obj.path(), _signing_key(key_file))
     written = write_checkpoint_file(made, out)
     click.echo(
         f"checkpoint of {made.entry_count} entries ({made.kind}, {made.time}) written to "
@@ -440,11 +384,7 @@ def checkpoint(obj: _AuditContext, out: Path, latest: bool, signing_key: Path | 
 @click.pass_obj
 @_friendly
 def prune(
-    obj: _AuditContext,
-    before: str,
-    yes: bool,
-    checkpoint_dir: Path | None,
-    signing_key: Path | None,
+    obj: _AuditContext, before: str, yes: bool, checkpoint_dir: Path | None, key_file: Path | None
 ) -> None:
     """Remove old entries; a signed anchor keeps the rest verifiable."""
     moment = parse_moment(before, field="--before")
@@ -461,7 +401,7 @@ def prune(
         )
     target = checkpoint_dir or obj.settings().resolved_checkpoint_dir(state_dir())
     result = prune_ledger(
-        obj.path(), before=moment, signing_key=_signing_key(signing_key), checkpoint_dir=target
+        obj.path(), before=moment, signing_key=_signing_key(key_file), checkpoint_dir=target
     )
     click.echo(
         f"removed {result.removed} entries; anchor: "

@@ -94,6 +94,11 @@ def parse_signing_key(data: bytes, where: str) -> Ed25519PrivateKey:
     return key
 
 
+def read_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key in ``path`` (PEM or 32 raw bytes)."""
+    return parse_signing_key(_read(path), str(path))
+
+
 def load_or_create_signing_key(state_dir: Path) -> Ed25519PrivateKey:
     """The per-device checkpoint signing key (credential, else state file, else a new file)."""
     path = _credential(SIGNING_KEY_NAME) or state_dir / SIGNING_KEY_NAME

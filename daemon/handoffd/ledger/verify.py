@@ -46,6 +46,19 @@ class VerifyReport:
     #: things that are fine but worth knowing (e.g. checkpoints older than a prune)
     notes: tuple[str, ...] = field(default=())
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "entries_checked": self.entries_checked,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "checkpoints_checked": self.checkpoints_checked,
+            "first_bad_seq": self.first_bad_seq,
+            "first_bad_id": self.first_bad_id,
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+        }
+
     def summary(self) -> str:
         if self.ok:
             return (
