@@ -23,7 +23,7 @@ import re
 from handoffd.privacy.detectors.base import TextIndex, find_all
 from handoffd.privacy.findings import Finding
 
-_CARD_RUN = re.compile(r"(?<![\w.,])\d(?:[ -]?\d){11,}(?![\w]|[.,]\d)")
+_CARD_RUN = re.compile(r"\d(?<![\w.,]\d)(?:[ -]?\d){11,}(?![\w]|[.,]\d)")
 _SEP = re.compile(r"[ -]")
 _GROUPS = re.compile(r"\d+")
 
@@ -141,7 +141,7 @@ IBAN_LENGTHS: dict[str, int] = {
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
 
-_IBAN_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}")
+_IBAN_RUN = re.compile(r"[A-Z]{2}(?<![A-Za-z0-9][A-Z]{2})\d{2}(?:[ -]?[A-Za-z0-9]){11,30}")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
@@ -189,8 +189,8 @@ class IbanDetector:
         return None
 
 
-_SSN_SEP = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
-_SSN_BARE = re.compile(r"(?<![\w-])(\d{3})(\d{2})(\d{4})(?![\w-])")
+_SSN_SEP = re.compile(r"(\d{3})(?<![\w-]\d{3})([- ])(\d{2})\2(\d{4})(?![\w-])")
+_SSN_BARE = re.compile(r"(\d{3})(?<![\w-]\d{3})(\d{2})(\d{4})(?![\w-])")
 
 
 def ssn_ok(area: str, group: str, serial: str) -> bool:

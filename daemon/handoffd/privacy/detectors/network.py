@@ -16,7 +16,7 @@ import re
 from handoffd.privacy.detectors.base import TextIndex
 from handoffd.privacy.findings import Finding
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
     r"(?![\w:]|\.\d)"
@@ -83,6 +83,11 @@ class IpDetector:
         return Finding("IP_ADDRESS", m.start(), m.end(), "privacy.ip_address")
 
 
+# a literal-first pattern is searched fast: each form needs one of these somewhere
+_MAC_HINTS = {":": re.compile(r":[0-9A-Fa-f]{2}:"), "-": re.compile(r"-[0-9A-Fa-f]{2}-"),
+              ".": re.compile(r"\.[0-9A-Fa-f]{4}\.")}  # fmt: skip
+
+
 class MacDetector:
     name = "mac_address"
 
@@ -90,7 +95,7 @@ class MacDetector:
         out: list[Finding] = []
         for sep, pattern, gap, seps in ((":", _MAC_SEP, 3, 5), ("-", _MAC_SEP, 3, 5),
                                         (".", _MAC_DOT, 5, 2)):  # fmt: skip
-            if text.count(sep) < seps:
+            if text.count(sep) < seps or not _MAC_HINTS[sep].search(text):
                 continue
             for first, last in _clusters(_positions(text, sep), gap, seps):
                 pos, endpos = max(0, first - 5), min(len(text), last + 6)
