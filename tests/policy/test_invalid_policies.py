@@ -197,6 +197,28 @@ CASES: list[tuple[str, str, int, str, str]] = [
         "app name 'bad name!' is not allowed",
     ),
     (
+        "app-privacy-unknown-key",
+        "version: 1\napps:\n  notes:\n    privacy:\n      actoins: {EMAIL: allow}\n",
+        5,
+        "apps.notes.privacy.actoins",
+        "unknown key 'actoins'",
+    ),
+    (
+        "app-privacy-bad-regex",
+        "version: 1\napps:\n  notes:\n    privacy:\n      custom:\n"
+        "        - {name: x, entity_type: X, regex: '(['}\n",
+        6,
+        "apps.notes.privacy.custom.0.regex",
+        "does not compile",
+    ),
+    (
+        "app-routing-bad-threshold",
+        "version: 1\napps:\n  notes:\n    routing:\n      learned:\n        threshold: 7\n",
+        6,
+        "apps.notes.routing.learned.threshold",
+        "less than or equal to 1",
+    ),
+    (
         "bad-test-outcome",
         "version: 1\ntests:\n  - name: t\n    input: {prompt: hi}\n    expect: {outcome: maybe}\n",
         5,

@@ -154,3 +154,24 @@ def test_cloud_on_failure_defaults_to_local_and_merges() -> None:
     assert policy.defaults.cloud.on_failure == "local_fallback"
     assert policy.for_app("strict").cloud.on_failure == "error"
     assert policy.for_app("strict").cloud.allow == ("lan",)
+
+
+def test_app_privacy_may_use_types_only_the_defaults_define() -> None:
+    """An app's partial privacy section is validated after merging, so it may set the action
+    of a custom entity type whose detector only the defaults define."""
+    policy = policy_from_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            privacy:
+              custom:
+                - {name: emp, entity_type: EMPLOYEE_ID, regex: 'EMP-\\d{6}'}
+            apps:
+              hr:
+                privacy:
+                  actions: {EMPLOYEE_ID: block}
+            """
+        )
+    )
+    assert policy.for_app("hr").privacy.action_for("EMPLOYEE_ID") is Action.BLOCK
+    assert policy.defaults.privacy.action_for("EMPLOYEE_ID") is Action.REDACT

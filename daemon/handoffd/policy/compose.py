@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from handoffd.schema.policy import (
     AppSection,
@@ -84,6 +84,15 @@ def merge_documents(documents: list[PolicyFile]) -> dict[str, Any]:
     return merged
 
 
+class SectionMergeError(Exception):
+    """An app's section is invalid once merged with the defaults."""
+
+    def __init__(self, section: str, error: ValidationError) -> None:
+        super().__init__(f"{section}: {error}")
+        self.section = section
+        self.error = error
+
+
 def _merge_model(model: type[M], base: M | None, over: M | None) -> M:
     if over is None:
         return base if base is not None else model()
@@ -91,6 +100,17 @@ def _merge_model(model: type[M], base: M | None, over: M | None) -> M:
         return over
     data = deep_merge(base.model_dump(exclude_unset=True), over.model_dump(exclude_unset=True))
     return model.model_validate(data)
+
+
+def _merge_raw(model: type[M], base: M | None, over: dict[str, Any] | None, section: str) -> M:
+    """The defaults' ``section`` with an app's plain-data override merged in, validated."""
+    if over is None:
+        return base if base is not None else model()
+    data = deep_merge(base.model_dump(exclude_unset=True) if base is not None else {}, over)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SectionMergeError(section, exc) from None
 
 
 def _without(rules: tuple[Any, ...], disabled: frozenset[str]) -> tuple[Any, ...]:
@@ -111,12 +131,17 @@ class ResolvedSection:
     )
 
     def __init__(self, defaults: PolicyFile, app: AppSection | None) -> None:
+        """Raises :class:`SectionMergeError` if a merged privacy or routing section is invalid."""
         disabled = frozenset(app.disable) if app is not None else frozenset()
         own = app if app is not None else AppSection()
         base_budgets = defaults.budgets or Budgets()
         own_budgets = own.budgets or Budgets()
-        self.privacy: PrivacyConfig = _merge_model(PrivacyConfig, defaults.privacy, own.privacy)
-        self.routing: RoutingConfig = _merge_model(RoutingConfig, defaults.routing, own.routing)
+        self.privacy: PrivacyConfig = _merge_raw(
+            PrivacyConfig, defaults.privacy, own.privacy, "privacy"
+        )
+        self.routing: RoutingConfig = _merge_raw(
+            RoutingConfig, defaults.routing, own.routing, "routing"
+        )
         self.cloud: CloudAccess = _merge_model(CloudAccess, defaults.cloud, own.cloud)
         self.labels: tuple[LabelRule, ...] = (*_without(defaults.labels, disabled), *own.labels)
         self.rate_limits: tuple[RateLimitRule, ...] = (

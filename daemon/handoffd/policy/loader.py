@@ -20,8 +20,13 @@ from pydantic import ValidationError
 
 from handoffd.errors import ConfigError
 from handoffd.policy.app_policy import DEFAULTS, AppPolicy, LoadedPolicy
-from handoffd.policy.compose import ResolvedSection, default_rule_ids, merge_documents
-from handoffd.schema.policy import RESERVED_RULE_IDS, PolicyFile, PolicySection
+from handoffd.policy.compose import (
+    ResolvedSection,
+    SectionMergeError,
+    default_rule_ids,
+    merge_documents,
+)
+from handoffd.schema.policy import RESERVED_RULE_IDS, PolicyFile, RuleSections
 from handoffd.yamlload import Loc, Locations, parse_yaml, read_yaml_file, validate
 
 _Source = tuple[str, Locations]
@@ -56,7 +61,7 @@ def _key(path: Loc) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _sections(document: PolicyFile) -> Iterator[tuple[Loc, PolicySection]]:
+def _sections(document: PolicyFile) -> Iterator[tuple[Loc, RuleSections]]:
     yield (), document
     for name, section in document.apps.items():
         yield ("apps", name), section
@@ -145,16 +150,25 @@ def _resolve_apps(
                 )
         try:
             resolved = ResolvedSection(merged, section)
-        except ValidationError as exc:
-            for err in exc.errors():
-                path = ("apps", name, *err["loc"])
-                problems.append(
-                    f"{locator.find(('apps', name))}: {_key(path)}: after merging app {name!r} "
-                    f"with the defaults: {err['msg']}"
-                )
+        except SectionMergeError as exc:
+            note = f"(app {name!r} merged with the defaults)"
+            problems.extend(_describe(exc.error, ("apps", name, exc.section), locator, note))
             continue
         apps[name] = AppPolicy.build(name, resolved, policy_hash, tz)
     return apps, problems
+
+
+def _describe(exc: ValidationError, prefix: Loc, locator: _Locator, note: str) -> list[str]:
+    """One FILE:LINE:COL line per error of a validation done on merged data."""
+    lines = []
+    for err in exc.errors():
+        path = (*prefix, *err["loc"])
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {path[-1]!r}: remove it or check its spelling"
+        else:
+            message = err["msg"]
+        lines.append(f"{locator.find(path)}: {_key(path)}: {message} {note}")
+    return lines
 
 
 def canonical_hash(document: PolicyFile) -> str:
@@ -183,11 +197,7 @@ def _build(
     try:
         merged = PolicyFile.model_validate(merge_documents([doc for _, _, doc in parsed]))
     except ValidationError as exc:
-        lines = [
-            f"{locator.find(tuple(err['loc']))}: {_key(tuple(err['loc']))}: after combining the "
-            f"files: {err['msg']}"
-            for err in exc.errors()
-        ]
+        lines = _describe(exc, (), locator, "(after combining the files)")
         raise ConfigError("\n".join(lines)) from None
     policy_hash = canonical_hash(merged)
     tz = ZoneInfo(merged.timezone)

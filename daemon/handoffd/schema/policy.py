@@ -223,20 +223,41 @@ class RateLimitRule(Frozen):
         return self
 
 
-class PolicySection(Frozen):
-    """What the defaults and each app section may set."""
+_SECTION_MARK = "x-handoffd-section"
 
-    privacy: PrivacyConfig | None = None
+
+class RuleSections(Frozen):
+    """The rule sections the defaults and each app section share."""
+
     labels: tuple[LabelRule, ...] = ()
     cloud: CloudAccess | None = None
     budgets: Budgets | None = None
     rate_limits: tuple[RateLimitRule, ...] = ()
+
+
+class PolicySection(RuleSections):
+    """What the defaults may set."""
+
+    privacy: PrivacyConfig | None = None
     routing: RoutingConfig | None = None
 
 
-class AppSection(PolicySection):
+#: an app's partial ``privacy`` / ``routing`` section: plain data, validated as the full model
+#: only once merged with the defaults (so an app may name e.g. a custom entity type that only
+#: the defaults define)
+PrivacyOverride = Annotated[
+    dict[str, Any], WithJsonSchema({"type": "object", _SECTION_MARK: "PrivacyConfig"})
+]
+RoutingOverride = Annotated[
+    dict[str, Any], WithJsonSchema({"type": "object", _SECTION_MARK: "RoutingConfig"})
+]
+
+
+class AppSection(RuleSections):
     """An app's overrides, merged into the defaults (see the module docstring)."""
 
+    privacy: PrivacyOverride | None = None
+    routing: RoutingOverride | None = None
     #: ids of inherited default rules this app does not get
     disable: tuple[RuleId, ...] = ()
 
@@ -310,9 +331,21 @@ class PolicyFile(PolicySection):
         return value
 
 
+def _resolve_section_marks(node: Any) -> Any:
+    """App sections' privacy/routing are validated after merging; for editors they are the
+    same models as at the top level, so point them at those definitions."""
+    if isinstance(node, dict):
+        if _SECTION_MARK in node:
+            return {"$ref": f"#/$defs/{node[_SECTION_MARK]}"}
+        return {k: _resolve_section_marks(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_section_marks(v) for v in node]
+    return node
+
+
 def policy_json_schema() -> dict[str, Any]:
     """The JSON Schema of a policy file (for editors and ``handoffctl policy schema``)."""
-    schema = PolicyFile.model_json_schema(mode="validation")
+    schema = _resolve_section_marks(PolicyFile.model_json_schema(mode="validation"))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "handoffd policy file (version 1)",
