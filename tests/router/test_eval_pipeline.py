@@ -100,6 +100,9 @@ class FakeModel:
     def __init__(self) -> None:
         self.generate_calls = 0
 
+    def encode(self, text: str) -> list[int]:
+        return list(range(len(text.strip()) // 4 + 1))
+
     def count_prompt_tokens(
         self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> int:
@@ -140,6 +143,7 @@ async def test_run_cache_and_rerun_is_instant(tmp_path: Path) -> None:
     assert results["hard-1"].handoff_called
     assert results["hard-1"].handoff_reason == "too big"
     assert len(results["easy-0"].logprobs) == 3
+    assert results["easy-0"].max_word_tokens == 2  # "What" -> 4 chars -> 2 tokens
     again = ResultCache.open(tmp_path / "c.json", settings.cache_key(model.info, items))
     await run_items(model, items, again, settings)
     assert model.generate_calls == 2 * len(items)
@@ -293,6 +297,7 @@ async def test_calibrated_value_reproduces_the_rate_at_run_time(strategy: str) -
             r = Router(
                 RoutingConfig(strategies=("learned",), learned=LearnedConfig(threshold=cal.value)),
                 learned=weights,
+                encode=FakeModel().encode,
             )
             inp = RouteInput(ChatRequest(messages=item.messages), result.prompt_tokens, 4096)
             handed += r.decide(inp, pre_score=result.pre_score).route is Route.CLOUD

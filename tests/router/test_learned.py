@@ -8,12 +8,18 @@ import random
 from pathlib import Path
 
 import pytest
-from handoffd.domain import Route
+from handoffd.domain import ChatRequest, Message, Role, Route
 from handoffd.errors import ConfigError
-from handoffd.router.features import REQUEST_FEATURES, pre_score_logit, request_features
+from handoffd.router import RouteInput, Router
+from handoffd.router.features import (
+    REQUEST_FEATURES,
+    max_word_tokens,
+    pre_score_logit,
+    request_features,
+)
 from handoffd.router.learned import LogisticModel, learned_decision
 from handoffd.routereval.fit import fit_logistic
-from handoffd.schema.routing import LearnedConfig
+from handoffd.schema.routing import LearnedConfig, RoutingConfig
 
 MODEL = LogisticModel(
     features=("req.big_numbers", "req.code_cues"),
@@ -109,7 +115,7 @@ def test_shipped_weights_load() -> None:
     """The weights shipped with handoffd load and use known feature names."""
     model = LogisticModel.load()
     assert model.features
-    known = {*REQUEST_FEATURES, "model.pre_score_logit"}
+    known = {*REQUEST_FEATURES, "model.pre_score_logit", "req.max_word_tokens"}
     assert set(model.features) <= known
     assert model.meta.get("split") in ("tune", "none")
 
@@ -131,3 +137,33 @@ def test_fit_recovers_the_signal() -> None:
     assert model.predict({"req.big_numbers": 0.0, "req.code_cues": 0.5}) < 0.3
     chosen = fit_logistic(rows, wrong, ("req.big_numbers",))
     assert chosen.meta["l2"] in (0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def _encode(text: str) -> list[int]:
+    """A stand-in tokenizer: one token per 4 characters of the word."""
+    return list(range(len(text.strip()) // 4 + 1))
+
+
+def test_max_word_tokens() -> None:
+    """The rarest word decides; short words are ignored; the value is capped."""
+    assert max_word_tokens("What is the capital of Ouagadougou?", _encode) == 3
+    assert max_word_tokens("Is it Paris?", _encode) == 2
+    assert max_word_tokens("x" * 200, _encode) == 12
+
+
+def test_router_uses_the_tokenizer_for_rare_words() -> None:
+    """With the tokenizer, a rare name pushes to the cloud and a common one stays local;
+    without it the feature is neutral (its mean)."""
+    model = LogisticModel(
+        features=("req.max_word_tokens",), weights=(3.0,), mean=(2.5,), scale=(1.0,), bias=0.0
+    )
+    config = RoutingConfig(strategies=("learned",), learned=LearnedConfig(threshold=0.6))
+    with_tokenizer = Router(config, learned=model, encode=_encode)
+    rare = RouteInput(
+        ChatRequest(messages=(Message(Role.USER, "Where is Ouagadougou?"),)), 20, 2048
+    )
+    common = RouteInput(ChatRequest(messages=(Message(Role.USER, "Where is Paris?"),)), 20, 2048)
+    assert with_tokenizer.decide(rare).route is Route.CLOUD
+    assert with_tokenizer.decide(common).route is Route.LOCAL
+    without = Router(config, learned=model)
+    assert without.decide(rare).scores["learned.p_wrong"] == pytest.approx(0.5)

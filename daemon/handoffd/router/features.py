@@ -3,13 +3,18 @@
 Each feature is a float named ``req.<what>``; the learned model picks the ones it was fitted on
 by name, so adding a feature here never breaks a shipped weights file. The model's own evidence
 (the pre-generation score) joins as ``model.pre_score_logit``.
+
+``req.max_word_tokens`` needs the local model's tokenizer: the most tokens any word of the
+question takes (rare names such as "Ouagadougou" split into many pieces, "Paris" is one): a
+cheap proxy for "the small model has rarely seen this". Without a tokenizer it is left out,
+and the learned model treats a missing feature as its mean (no push either way).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 _OPERATOR = re.compile(r"(?<=[\d\s)])[+\-*/\u00d7\u00f7^%](?=[\s\d(])")
@@ -62,6 +67,11 @@ REQUEST_FEATURES: tuple[str, ...] = (
     "req.prompt_tokens_log",
 )
 PRE_SCORE_FEATURE = "model.pre_score_logit"
+WORD_TOKENS_FEATURE = "req.max_word_tokens"
+MAX_WORD_TOKENS = 12
+
+#: the local model's tokenizer: text -> token ids (no special tokens)
+Encode = Callable[[str], Sequence[int]]
 
 
 def _digits(number: str) -> int:
@@ -115,11 +125,28 @@ def pre_score_logit(p_cannot: float) -> float:
     return max(-8.0, min(8.0, math.log(p / (1.0 - p))))
 
 
+def max_word_tokens(question: str, encode: Encode) -> int:
+    """The most tokens any word of ``question`` takes (with its leading space), capped."""
+    words = {w for w in _WORD.findall(question) if len(w) >= 2}
+    most = 0
+    for word in words:
+        most = max(most, len(encode(" " + word)))
+        if most >= MAX_WORD_TOKENS:
+            return MAX_WORD_TOKENS
+    return most
+
+
 def all_features(
-    question: str, prompt_tokens: int, *, p_cannot: float | None = None
+    question: str,
+    prompt_tokens: int,
+    *,
+    p_cannot: float | None = None,
+    word_tokens: int | None = None,
 ) -> Mapping[str, float]:
-    """Request features plus, when the pre-generation score ran, the model's evidence."""
+    """Request features plus, when known, the tokenizer's rarity and the model's self-doubt."""
     features = request_features(question, prompt_tokens)
+    if word_tokens is not None:
+        features[WORD_TOKENS_FEATURE] = float(word_tokens)
     if p_cannot is not None:
         features[PRE_SCORE_FEATURE] = pre_score_logit(p_cannot)
     return features

@@ -23,7 +23,7 @@ from typing import Any
 
 from handoffd.domain import Decision, Reason, Route
 from handoffd.errors import ConfigError
-from handoffd.router.features import PRE_SCORE_FEATURE
+from handoffd.router.features import PRE_SCORE_FEATURE, WORD_TOKENS_FEATURE
 from handoffd.schema.routing import LearnedConfig
 
 STRATEGY = "learned"
@@ -54,6 +54,10 @@ class LogisticModel:
     @property
     def uses_pre_score(self) -> bool:
         return PRE_SCORE_FEATURE in self.features
+
+    @property
+    def uses_word_tokens(self) -> bool:
+        return WORD_TOKENS_FEATURE in self.features
 
     def contributions(self, x: Mapping[str, float]) -> dict[str, float]:
         """Each feature's share of the log-odds (missing features count as their mean)."""
@@ -158,6 +162,7 @@ _LABELS = {
     "req.long_words_share": "long words",
     "req.prompt_tokens_log": "prompt tokens",
     PRE_SCORE_FEATURE: "the model's own doubt",
+    WORD_TOKENS_FEATURE: "rare words (for the local tokenizer)",
 }
 
 

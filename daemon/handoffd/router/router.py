@@ -29,7 +29,7 @@ from handoffd.domain import Decision, HandoffPreference, Message, Reason, Role, 
 from handoffd.errors import InternalError
 from handoffd.router.cascade import CascadeMonitor
 from handoffd.router.evidence import RouteInput
-from handoffd.router.features import all_features
+from handoffd.router.features import Encode, all_features, max_word_tokens
 from handoffd.router.gate import LocalAnswerGate
 from handoffd.router.handoff_detect import Formats, HandoffCallDetector
 from handoffd.router.handoff_tool import handoff_tool_schema, marker_instruction
@@ -54,8 +54,17 @@ def _merge_scores(decisions: Sequence[Decision]) -> dict[str, float]:
 class Router:
     """Built once per policy load; :meth:`decide` is cheap and thread-safe (no state)."""
 
-    def __init__(self, config: RoutingConfig, *, learned: LogisticModel | None = None) -> None:
+    def __init__(
+        self,
+        config: RoutingConfig,
+        *,
+        learned: LogisticModel | None = None,
+        encode: Encode | None = None,
+    ) -> None:
+        """``encode`` is the local model's tokenizer (``engine.encode``): pure CPU work that the
+        learned strategy uses for its rare-word feature; without it that feature is neutral."""
         self.config = config
+        self._encode = encode
         self._soft = SoftRules(config.rules)
         if config.enabled("learned") and learned is None:
             learned = LogisticModel.load(config.learned.weights)
@@ -155,7 +164,12 @@ class Router:
                         "the learned weights use the pre-score but the pipeline gave none "
                         "(check Router.pre_score_needed)"
                     )
-                features = all_features(inp.question, inp.prompt_tokens, p_cannot=p)
+                words = None
+                if model.uses_word_tokens and self._encode is not None:
+                    words = max_word_tokens(inp.question, self._encode)
+                features = all_features(
+                    inp.question, inp.prompt_tokens, p_cannot=p, word_tokens=words
+                )
                 decision = learned_decision(model, features, self.config.learned)
             verdicts.append(decision)
             if self.config.combine == "first":

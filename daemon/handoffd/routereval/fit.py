@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from handoffd.router.features import PRE_SCORE_FEATURE, REQUEST_FEATURES, all_features
+from handoffd.router.features import (
+    PRE_SCORE_FEATURE,
+    REQUEST_FEATURES,
+    WORD_TOKENS_FEATURE,
+    all_features,
+)
 from handoffd.router.learned import LogisticModel
 from handoffd.router.prescore import p_cannot
 from handoffd.routereval.dataset import EvalItem
@@ -31,11 +36,20 @@ def item_features(item: EvalItem, result: LocalResult, *, pre_score: bool) -> di
     p = p_cannot(result.pre_score) if pre_score and result.pre_score else None
     if pre_score and p is None:
         p = 0.5
-    return dict(all_features(item.question, result.prompt_tokens, p_cannot=p))
+    return dict(
+        all_features(
+            item.question, result.prompt_tokens, p_cannot=p, word_tokens=result.max_word_tokens
+        )
+    )
 
 
-def feature_names(*, pre_score: bool) -> tuple[str, ...]:
-    return (*REQUEST_FEATURES, PRE_SCORE_FEATURE) if pre_score else REQUEST_FEATURES
+def feature_names(*, pre_score: bool, word_tokens: bool = True) -> tuple[str, ...]:
+    names = [*REQUEST_FEATURES]
+    if word_tokens:
+        names.append(WORD_TOKENS_FEATURE)
+    if pre_score:
+        names.append(PRE_SCORE_FEATURE)
+    return tuple(names)
 
 
 def _matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) -> Matrix:
@@ -134,4 +148,6 @@ def fit_router(
     rows = [item_features(i, results[i.id], pre_score=pre_score) for i in items]
     wrong = [not results[i.id].correct for i in items]
     info = {"fitted": dt.date.today().isoformat(), **(meta or {})}
-    return fit_logistic(rows, wrong, feature_names(pre_score=pre_score), meta=info)
+    words = all(results[i.id].max_word_tokens is not None for i in items)
+    names = feature_names(pre_score=pre_score, word_tokens=words)
+    return fit_logistic(rows, wrong, names, meta=info)

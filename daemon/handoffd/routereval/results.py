@@ -40,6 +40,8 @@ class LocalResult:
     handoff_answer_correct: bool = False
     #: the prompt did not fit the local context window
     overflow: bool = False
+    #: ``req.max_word_tokens`` of the question (None: the model gave no tokenizer)
+    max_word_tokens: int | None = None
 
     @property
     def handoff_called(self) -> bool:
@@ -67,6 +69,9 @@ class LocalResult:
             handoff_reason=str(data.get("handoff_reason", "")),
             handoff_answer_correct=bool(data.get("handoff_answer_correct", False)),
             overflow=bool(data.get("overflow", False)),
+            max_word_tokens=(
+                int(data["max_word_tokens"]) if data.get("max_word_tokens") is not None else None
+            ),
         )
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 from handoffd.domain import ChatRequest, GenerationParams, Message, ModelInfo, TokenChunk
 from handoffd.errors import ContextOverflow
 from handoffd.router.evidence import RouteInput
+from handoffd.router.features import max_word_tokens
 from handoffd.router.handoff_detect import Formats, parse_handoff_call
 from handoffd.router.prescore import CANDIDATES, self_assessment_messages
 from handoffd.router.router import Router
@@ -98,6 +99,8 @@ async def run_item(
     """All three passes for one item."""
     router = router or _handoff_router(settings.handoff_mode)
     prompt_tokens = model.count_prompt_tokens(item.messages)
+    encode = getattr(model, "encode", None)
+    words = max_word_tokens(item.question, encode) if callable(encode) else None
     inp = RouteInput(
         request=ChatRequest(messages=item.messages),
         prompt_tokens=prompt_tokens,
@@ -119,6 +122,7 @@ async def run_item(
             entropies=(),
             completion_tokens=0,
             overflow=True,
+            max_word_tokens=words,
         )
     formats: Formats = "tool" if settings.handoff_mode == "tool" else "marker"
     call = parse_handoff_call(handoff_answer, formats=formats)
@@ -135,6 +139,7 @@ async def run_item(
         handoff_format=call.format if call else None,
         handoff_reason=call.reason if call else "",
         handoff_answer_correct=call is None and grade(item, handoff_answer),
+        max_word_tokens=words,
     )
 
 
