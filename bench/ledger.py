@@ -1,6 +1,6 @@
 """Ledger benchmark: durable entries/s under concurrency, and verify time for a large ledger.
 
-    python bench/ledger.py [--seconds 3] [--verify-entries 1000000]
+    python bench/ledger.py [--seconds 2] [--rounds 3] [--verify-entries 1000000]
 
 Write throughput: W concurrent writers (W = 1, 16, 64) each loop record_intent + record_outcome
 for a fixed time against a fresh ledger (WAL, synchronous=FULL: every acknowledged entry is on
@@ -18,6 +18,7 @@ import asyncio
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -174,7 +175,8 @@ def _write_doc(section: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput run")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per variant")
     parser.add_argument("--verify-entries", type=int, default=1_000_000)
     parser.add_argument("--no-doc", action="store_true", help="print only")
     args = parser.parse_args()
@@ -186,20 +188,27 @@ def main() -> None:
         f"Machine: {_machine()}; disk: the machine's root filesystem. "
         f"Date: {datetime.now(UTC):%Y-%m-%d}. Command: `python bench/ledger.py`.",
         "",
-        f"Durable entries/s (WAL, synchronous=FULL; each writer loops intent + outcome for "
-        f"{args.seconds:g} s; an entry counts once its record_* call returned):",
+        f"Durable entries/s, median of {args.rounds} alternating rounds of {args.seconds:g} s "
+        "(WAL, synchronous=FULL; each writer loops intent + outcome; an entry counts once its "
+        "record_* call returned):",
         "",
-        "| writers | group commit (shipped) | one commit per entry (baseline) | speed-up |",
-        "|---:|---:|---:|---:|",
+        "| writers | group commit (shipped) | one commit per entry (baseline) | speed-up "
+        "| range over rounds (group / baseline) |",
+        "|---:|---:|---:|---:|---:|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         for writers in (1, 16, 64):
-            grouped = asyncio.run(_throughput(directory, writers, args.seconds, shipped_batch))
-            single = asyncio.run(_throughput(directory, writers, args.seconds, 1))
-            lines.append(
-                f"| {writers} | {grouped:,.0f} | {single:,.0f} | {grouped / single:.1f}x |"
-            )
+            # alternate the two variants so that disk-latency swings hit both alike
+            grouped, single = [], []
+            for _ in range(args.rounds):
+                grouped.append(
+                    asyncio.run(_throughput(directory, writers, args.seconds, shipped_batch))
+                )
+                single.append(asyncio.run(_throughput(directory, writers, args.seconds, 1)))
+            g, b = statistics.median(grouped), statistics.median(single)
+            spread = " / ".join(f"{min(v):,.0f}..{max(v):,.0f}" for v in (grouped, single))
+            lines.append(f"| {writers} | {g:,.0f} | {b:,.0f} | {g / b:.1f}x | {spread} |")
             print(lines[-1], flush=True)
         audit_ledger_module.MAX_BATCH = shipped_batch
         large = directory / "large.sqlite3"
