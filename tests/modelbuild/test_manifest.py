@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from handoffd.engine.manifest import (
     MANIFEST_FILENAME,
     ManifestError,
@@ -18,6 +16,7 @@ from handoffd.engine.manifest import (
     write_manifest,
 )
 from handoffd.errors import ModelError
+from pydantic import ValidationError
 
 FIELDS = {
     "name": "tiny",
@@ -45,7 +44,8 @@ def test_roundtrip_lists_every_file_but_itself(model_dir: Path) -> None:
     """write_manifest hashes every file (recursively, POSIX paths) and verify accepts them."""
     manifest = verify_manifest(model_dir)
     assert sorted(manifest.files) == ["model.onnx", "model.onnx.data", "sub/tokenizer.json"]
-    assert manifest.golden is not None and manifest.golden.expected_substring == "Paris"
+    assert manifest.golden is not None
+    assert manifest.golden.expected_substring == "Paris"
     assert manifest.schema_version == 1
     assert manifest.created_at.tzinfo is not None
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from handoffd.modelbuild import runner
 from handoffd.modelbuild.cache import build_cache_root
 from handoffd.modelbuild.errors import ModelBuildError
@@ -99,4 +98,5 @@ def test_cache_root_and_isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("PYTHONPATH", "/x")
     env = isolated_env()
     assert "PYTHONPATH" not in env
-    assert env["HF_HUB_OFFLINE"] == "1" and env["PYTHONNOUSERSITE"] == "1"
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["PYTHONNOUSERSITE"] == "1"

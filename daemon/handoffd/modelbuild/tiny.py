@@ -88,7 +88,16 @@ def build_tiny_model(
             tmp.rename(dest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        _prune_older_builds(root, layout, seed, keep=dest)
     return dest
+
+
+def _prune_older_builds(root: Path, layout: Layout, seed: int, *, keep: Path) -> None:
+    """Delete builds of the same layout and seed made by older scripts or pins."""
+    for old in root.glob(f"{layout}-seed{seed}-*"):
+        if old != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+            old.with_suffix(".log").unlink(missing_ok=True)
 
 
 def _is_valid(dest: Path) -> bool:
@@ -103,11 +112,19 @@ def reference_generate(
     layout: Layout, model_dir: Path, input_ids: list[int], max_new_tokens: int
 ) -> list[int]:
     """Greedy new token ids from the layout's reference generator (og / Optimum), EOS included."""
+    return reference_generate_batch(layout, model_dir, [input_ids], max_new_tokens)[0]
+
+
+def reference_generate_batch(
+    layout: Layout, model_dir: Path, prompts: list[list[int]], max_new_tokens: int
+) -> list[list[int]]:
+    """:func:`reference_generate` for several prompts in one process (one library import)."""
     layout = _check_layout(layout)
-    if not input_ids or any(
-        isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in input_ids
+    if not prompts or not all(
+        ids and all(not isinstance(t, bool) and isinstance(t, int) and t >= 0 for t in ids)
+        for ids in prompts
     ):
-        raise ModelBuildError("input_ids must be a non-empty list of non-negative integers")
+        raise ModelBuildError("input_ids must be non-empty lists of non-negative integers")
     if max_new_tokens < 1:
         raise ModelBuildError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
     python = ensure_build_env(layout)
@@ -121,7 +138,7 @@ def reference_generate(
             "--model",
             str(Path(model_dir).absolute()),
             "--input-ids",
-            json.dumps(input_ids),
+            json.dumps(prompts),
             "--max-new-tokens",
             str(max_new_tokens),
         ],
@@ -129,7 +146,11 @@ def reference_generate(
         timeout_s=GENERATE_TIMEOUT_S,
     )
     log_path.unlink(missing_ok=True)  # kept only when the run failed (the error names it)
-    ids = out.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
+    batch = out.get("batch")
+    if not (
+        isinstance(batch, list)
+        and len(batch) == len(prompts)
+        and all(isinstance(ids, list) and all(isinstance(t, int) for t in ids) for ids in batch)
+    ):
         raise ModelBuildError(f"reference_generate.py returned no token ids: {out!r}")
-    return [int(t) for t in ids]
+    return [[int(t) for t in ids] for ids in batch]
