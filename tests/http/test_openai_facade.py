@@ -59,7 +59,8 @@ async def test_async_sdk_non_streaming(base_url: str, token: str) -> None:
     )
     completion = raw.parse()
     assert completion.choices[0].message.content
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
     assert raw.headers["x-handoffd-route"] == "local"
     extra = completion.model_extra or {}
     assert extra["handoffd"]["route"] == "local"
@@ -93,7 +94,8 @@ async def test_async_sdk_streaming_with_usage(base_url: str, token: str) -> None
     )
     assert "".join(parts) == whole.choices[0].message.content
     assert finish in ("stop", "length")
-    assert usage is not None and usage.completion_tokens > 0
+    assert usage is not None
+    assert usage.completion_tokens > 0
     await client.close()
 
 
