@@ -23,9 +23,22 @@ METHOD_CHAT_STREAM = _HANDOFFD + "ChatStream"
 METHOD_EXPLAIN = _HANDOFFD + "Explain"
 METHOD_LIST_MODELS = _HANDOFFD + "ListModels"
 METHOD_STATUS = _HANDOFFD + "Status"
+_AUDIT = f"/{PACKAGE}.Audit/"
+#: an app may read its own audit entries (the Audit servicer filters by app)
+METHOD_AUDIT_LIST = _AUDIT + "ListEntries"
+METHOD_AUDIT_GET = _AUDIT + "GetEntry"
 
 #: what an ``app`` may call; everything else in handoffd.v1 is admin-only
-APP_METHODS = frozenset({METHOD_CHAT, METHOD_CHAT_STREAM, METHOD_EXPLAIN, METHOD_LIST_MODELS})
+APP_METHODS = frozenset(
+    {
+        METHOD_CHAT,
+        METHOD_CHAT_STREAM,
+        METHOD_EXPLAIN,
+        METHOD_LIST_MODELS,
+        METHOD_AUDIT_LIST,
+        METHOD_AUDIT_GET,
+    }
+)
 
 #: services anyone may call, with or without credentials
 PUBLIC_SERVICES = frozenset(
