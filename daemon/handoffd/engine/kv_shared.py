@@ -5,7 +5,8 @@ layer's keys and values live in one preallocated ``[max_batch, kv_heads, capacit
 array that is bound as both ``past_key_values.N`` and ``present.N``; GroupQueryAttention writes the
 new positions in place at ``seqlens_k`` (the graph computes ``seqlens_k = sum(attention_mask) - 1``
 per row and ``total_sequence_length`` from the mask's width). Nothing is copied or concatenated
-per step. The arrays are ``numpy.zeros`` (calloc), so memory is committed only for the positions a
+per step. The arrays are anonymous memory mapped without transparent huge pages
+(:func:`handoffd.engine.runner.lazy_zeros`), so memory is committed only for the 4 KiB pages a
 slot actually writes.
 
 A decode step runs rows ``0..hi`` (``hi`` = highest running slot + 1) of the buffer in one batch:
@@ -25,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handoffd.engine.folder import ModelSpec
-from handoffd.engine.runner import FloatArray, last_row
+from handoffd.engine.runner import FloatArray, last_row, lazy_zeros
 from handoffd.engine.session import numpy_type
 from handoffd.errors import ModelError
 
@@ -60,8 +61,8 @@ class SharedKvRunner:
         self.capacity = capacity
         self._kv_shape = (spec.num_kv_heads, capacity, spec.head_size)
         shape = (max_batch, *self._kv_shape)
-        self._keys = [np.zeros(shape, self._kv_dtype) for _ in layers]
-        self._values = [np.zeros(shape, self._kv_dtype) for _ in layers]
+        self._keys = [lazy_zeros(shape, self._kv_dtype) for _ in layers]
+        self._values = [lazy_zeros(shape, self._kv_dtype) for _ in layers]
         self._row_bytes = spec.num_kv_heads * capacity * spec.head_size * self._kv_dtype.itemsize
         self.bytes_per_token = (
             2 * spec.num_layers * spec.num_kv_heads * spec.head_size * self._kv_dtype.itemsize

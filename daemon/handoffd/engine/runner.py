@@ -14,8 +14,9 @@ themselves, such as Optimum exports).
 from __future__ import annotations
 
 import ctypes
+import mmap
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +45,21 @@ class GraphRunner(Protocol):
     def release(self, slot: int) -> None:
         """Forget what ``slot`` holds; it may be given to another request."""
         ...
+
+
+def lazy_zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """A zero-filled array whose memory is committed page by page as it is written.
+
+    ``numpy.zeros`` of a large size also gets zero pages lazily, but numpy asks the kernel for
+    transparent huge pages (``MADV_HUGEPAGE``) on large allocations, and then the first write
+    into each 2 MiB region commits all of it: a KV buffer of 8k positions would be committed in
+    full by the first few tokens. This maps anonymous memory and asks for no huge pages.
+    """
+    size = max(1, int(np.prod(shape)) * dtype.itemsize)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
 def last_row(pointer: int, rows: int, width: int, dtype: np.dtype[np.generic]) -> FloatArray:

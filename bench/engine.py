@@ -1,0 +1,453 @@
+"""Local engine speed: handoffd vs onnxruntime-genai's generator vs Optimum vs transformers.
+
+    python bench/engine.py [--runs 5] [--new-tokens 128] [--model DIR] [--skip-optimum]
+
+Two model folders of the same checkpoint (SmolLM2-135M-Instruct):
+
+* the default model (onnxruntime-genai builder, int8): handoffd in-process, handoffd over gRPC
+  streaming (a real ``handoffd`` daemon on a Unix socket, ``LOCAL_ONLY``), onnxruntime-genai's own
+  generator (genai build venv), and a naive onnxruntime loop (``InferenceSession.run`` with the
+  KV fed back as numpy, the graph concatenating);
+* an Optimum fp32 export (built once into the build cache from the same GGUF): handoffd
+  in-process, Optimum's ``ORTModelForCausalLM.generate``, transformers eager on the fp32
+  checkpoint, and the naive loop.
+
+Every contender runs in its own process (peak RSS is that process's VmHWM) and they are driven
+round-robin, one generation each per round, so that load from other work on the machine hits
+them alike. Each generation: greedy, a ~200-token chat prompt, exactly ``--new-tokens`` new
+tokens (the prompt is one the model answers at length; the references force the length).
+TTFT runs from the call to the first new token; decode tok/s counts the tokens after the first.
+One warm-up generation per contender, then the median of ``--runs``. handoffd in-process also
+measures the event loop's lag (a 1 ms sleep loop) while generating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchdoc import load_average, machine, peak_rss_mb, today, write_section  # noqa: E402
+
+PROMPT = (
+    "Here are my notes about the history of printing. Movable type was first made in China "
+    "around 1040 by Bi Sheng, using baked clay. Metal movable type appeared in Korea in the "
+    "thirteenth century. In Europe, Johannes Gutenberg built a printing press in Mainz around "
+    "1450 and printed his famous Bible with oil-based ink and a hand mould for casting letters. "
+    "Printing spread to Venice, Paris and London within fifty years, books became cheaper, "
+    "literacy rose, and scientists could share exact copies of their results. Newspapers "
+    "appeared in the seventeenth century, steam-powered presses in the nineteenth, and offset "
+    "lithography in the twentieth. Today most text is printed digitally or read on screens. "
+    "Please write a long, detailed essay based on these notes, with an introduction, a section "
+    "for each period, and a conclusion about what printing changed for ordinary people."
+)
+
+
+# -- workers (each in its own process) ---------------------------------------------------------
+
+
+def _lag_probe(lags: list[float], stop: asyncio.Event) -> asyncio.Task[None]:
+    async def probe() -> None:
+        while not stop.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lags.append(max(0.0, time.perf_counter() - t - 0.001) * 1000.0)
+
+    return asyncio.create_task(probe())
+
+
+async def _serve_handoffd(model: Path) -> None:
+    from handoffd.domain import GenerationParams, Message, Role
+    from handoffd.engine import LocalEngine
+    from handoffd.settings import ModelSettings
+
+    engine = await asyncio.to_thread(
+        LocalEngine.load, ModelSettings(path=model, providers=("CPUExecutionProvider",))
+    )
+    _reply({"ready": True})
+    lags: list[float] = []
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("cmd") == "rss":
+            _reply({"peak_rss_mb": peak_rss_mb(),
+                    "lag_p99_ms": _quantile(lags, 0.99), "lag_max_ms": max(lags, default=0.0)})
+            continue
+        messages = [Message(Role.USER, request["text"])]
+        params = GenerationParams(max_tokens=int(request["new_tokens"]))
+        stop = asyncio.Event()
+        probe = _lag_probe(lags, stop)
+        start = time.perf_counter()
+        first, out = 0.0, []
+        async for chunk in engine.generate(messages, params):
+            if not first:
+                first = time.perf_counter()
+            out.append(chunk.token_id)
+        end = time.perf_counter()
+        stop.set()
+        await probe
+        _reply(_timing(start, first, end, out))
+    await engine.aclose()
+
+
+async def _serve_grpc(model: Path) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from handoffd.v1 import handoffd_pb2 as pb
+    from handoffd.v1 import handoffd_pb2_grpc as pb_grpc
+
+    with tempfile.TemporaryDirectory(prefix="hfd-bench-", dir="/tmp") as tmp:
+        socket = Path(tmp) / "h.sock"
+        config = Path(tmp) / "handoffd.yaml"
+        config.write_text(
+            f"model:\n  path: {model}\n  providers: [CPUExecutionProvider]\n"
+            f"server:\n  socket: {socket}\nlog:\n  level: warning\n  format: json\n"
+        )
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "handoffd"), "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                for _ in range(600):
+                    try:
+                        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except grpc.aio.AioRpcError:
+                        pass
+                    await asyncio.sleep(0.2)
+                stub = pb_grpc.HandoffdStub(channel)
+                _reply({"ready": True})
+                for line in sys.stdin:
+                    request = json.loads(line)
+                    if request.get("cmd") == "rss":
+                        _reply({"peak_rss_mb": peak_rss_mb(daemon.pid)})
+                        continue
+                    chat = pb.ChatRequest(
+                        messages=[pb.Message(role=pb.ROLE_USER, content=request["text"])],
+                        params=pb.GenerationParams(max_tokens=int(request["new_tokens"])),
+                        handoff=pb.LOCAL_ONLY,
+                    )
+                    start = time.perf_counter()
+                    first = last = 0.0
+                    tokens = 0
+                    async for event in stub.ChatStream(chat):
+                        kind = event.WhichOneof("event")
+                        if kind == "delta":
+                            last = time.perf_counter()
+                            first = first or last
+                        elif kind == "final":
+                            tokens = event.final.usage.completion_tokens
+                    _reply(_timing(start, first, last, [0] * tokens))
+        finally:
+            daemon.terminate()
+            daemon.wait(30)
+
+
+def _serve_naive(model: Path) -> None:
+    """Plain InferenceSession.run, KV fed back as numpy (the graph concatenates)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from handoffd.engine.folder import read_model_folder
+
+    spec = read_model_folder(model)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        str(spec.onnx_path), options, providers=["CPUExecutionProvider"]
+    )
+    names = {i.name for i in session.get_inputs()}
+    past = [n for i in range(spec.num_layers)
+            for n in (spec.past_key_name % i, spec.past_value_name % i)]
+    outputs = ["logits"] + [n for i in range(spec.num_layers)
+                            for n in (spec.present_key_name % i, spec.present_value_name % i)]
+    empty = np.zeros((1, spec.num_kv_heads, 0, spec.head_size), dtype=np.float32)
+    _reply({"ready": True})
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("cmd") == "rss":
+            _reply({"peak_rss_mb": peak_rss_mb()})
+            continue
+        ids, new_tokens = request["ids"], int(request["new_tokens"])
+        start = time.perf_counter()
+        feeds: dict[str, Any] = {n: empty for n in past}
+        step = np.array([ids], dtype=np.int64)
+        length, out, first = 0, [], 0.0
+        for _ in range(new_tokens):
+            count = step.shape[1]
+            feeds["input_ids"] = step
+            feeds["attention_mask"] = np.ones((1, length + count), dtype=np.int64)
+            if "position_ids" in names:
+                feeds["position_ids"] = np.arange(length, length + count, dtype=np.int64)[None]
+            results = session.run(outputs, feeds)
+            length += count
+            token = int(np.argmax(results[0][0, -1]))
+            out.append(token)
+            first = first or time.perf_counter()
+            feeds.update(zip(past, results[1:], strict=True))
+            step = np.array([[token]], dtype=np.int64)
+        _reply(_timing(start, first, time.perf_counter(), out))
+
+
+def _timing(start: float, first: float, end: float, out: list[int]) -> dict[str, Any]:
+    decode_s = end - first
+    return {
+        "ttft_ms": (first - start) * 1000.0,
+        "decode_tok_s": (len(out) - 1) / decode_s if decode_s > 0 else 0.0,
+        "tokens": len(out),
+        "head": out[:16],
+    }
+
+
+def _reply(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    label: str
+    group: str
+    command: list[str]
+    proc: subprocess.Popen[str] | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
+        self.proc = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+        )
+        self.ask(None)
+
+    def ask(self, request: dict[str, Any] | None) -> dict[str, Any]:
+        assert self.proc and self.proc.stdin and self.proc.stdout
+        if request is not None:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{self.label}: worker exited ({self.command})")
+            if line.startswith("{"):
+                reply: dict[str, Any] = json.loads(line)
+                return reply
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin
+            self.proc.stdin.close()
+            self.proc.wait(60)
+
+    def median(self, key: str) -> float:
+        return statistics.median(r[key] for r in self.runs)
+
+
+def _default_model(path: str | None) -> Path:
+    from handoffd.engine.manifest import verify_manifest
+    from handoffd.modelbuild.default_model import build_default_model, is_built
+    from handoffd.settings import default_model_dir
+
+    if path:
+        return Path(path)
+    dest = default_model_dir()
+    if not is_built(dest):
+        print(f"building the default model into {dest} (minutes, once)", file=sys.stderr)
+        build_default_model(dest)
+    verify_manifest(dest)
+    return dest
+
+
+def _optimum_export() -> tuple[Path, Path, Path]:
+    """(HF fp32 checkpoint, Optimum export of it, optimum venv python), built once, cached."""
+    from handoffd.modelbuild.buildenv import ensure_build_env
+    from handoffd.modelbuild.cache import cache_dir
+    from handoffd.modelbuild.runner import SCRIPTS_DIR, isolated_env
+    from handoffd.modelbuild.source import fetch_gguf
+
+    root = cache_dir("bench")
+    hf, onnx_dir = root / "smollm2-135m-hf-fp32", root / "smollm2-135m-optimum-fp32"
+    optimum_python = ensure_build_env("optimum")
+    if not (hf / "config.json").is_file():
+        print("converting the GGUF to an fp32 checkpoint (genai build venv)", file=sys.stderr)
+        tmp = hf.with_name(hf.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(
+            [str(ensure_build_env("genai")), str(ROOT / "bench" / "_gguf_to_hf.py"),
+             str(SCRIPTS_DIR), str(fetch_gguf()), str(tmp)],
+            check=True, env=isolated_env(), stdout=subprocess.DEVNULL,
+        )
+        tmp.rename(hf)
+    if not (onnx_dir / "model.onnx").is_file():
+        print("exporting it with optimum-cli (optimum build venv)", file=sys.stderr)
+        tmp = onnx_dir.with_name(onnx_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(
+            [str(optimum_python), "-m", "optimum.commands.optimum_cli", "export", "onnx",
+             "--model", str(hf), "--task", "text-generation-with-past", str(tmp)],
+            check=True, env=isolated_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for name in ("chat_template.jinja", "tokenizer.json", "tokenizer_config.json",
+                     "generation_config.json"):
+            if (hf / name).is_file():
+                shutil.copy2(hf / name, tmp / name)
+        tmp.rename(onnx_dir)
+    return hf, onnx_dir, optimum_python
+
+
+def _prompt_ids(model: Path) -> list[int]:
+    from handoffd.domain import Message, Role
+    from handoffd.engine.chat_template import ChatTemplate, find_template_source
+    from handoffd.engine.folder import read_json_if_exists
+    from handoffd.engine.text import TextCodec
+
+    config = read_json_if_exists(model / "tokenizer_config.json")
+    codec = TextCodec.from_folder(model, config)
+    source = find_template_source(model, config)
+    assert source, f"{model} has no chat template"
+    template = ChatTemplate(source, bos_token=codec.bos_token, eos_token=codec.eos_token)
+    return codec.encode(template.render([Message(Role.USER, PROMPT)]))
+
+
+def _table(contenders: list[Contender], baseline: str, note: str) -> str:
+    base = next(c for c in contenders if c.label == baseline)
+    rows = [
+        "| contender | TTFT ms (median) | decode tok/s (median) | vs " + baseline
+        + " | peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for c in contenders:
+        speed = c.median("decode_tok_s")
+        rows.append(
+            f"| {c.label} | {c.median('ttft_ms'):.0f} | {speed:.1f} | "
+            f"{speed / base.median('decode_tok_s'):.2f}x | {c.extra.get('peak_rss_mb', 0):.0f} |"
+        )
+    return "\n".join(rows) + ("\n\n" + note if note else "")
+
+
+def drive(args: argparse.Namespace) -> str:
+    from handoffd.modelbuild.buildenv import ensure_build_env
+
+    me = [sys.executable, str(Path(__file__).resolve())]
+    worker = str(ROOT / "bench" / "_ref_worker.py")
+    model = _default_model(args.model)
+    groups: list[tuple[str, Path, list[Contender]]] = []
+    genai_python = str(ensure_build_env("genai"))
+    groups.append(("default", model, [
+        Contender("handoffd (in-process)", "default",
+                  [*me, "--serve", "handoffd", "--model", str(model)]),
+        Contender("handoffd (gRPC stream)", "default",
+                  [*me, "--serve", "grpc", "--model", str(model)]),
+        Contender("onnxruntime-genai generator", "default",
+                  [genai_python, worker, "--kind", "genai", "--model", str(model)]),
+        Contender("naive onnxruntime loop", "default",
+                  [*me, "--serve", "naive", "--model", str(model)]),
+    ]))
+    if not args.skip_optimum:
+        hf, onnx_dir, optimum_python = _optimum_export()
+        groups.append(("optimum", onnx_dir, [
+            Contender("handoffd (in-process)", "optimum",
+                      [*me, "--serve", "handoffd", "--model", str(onnx_dir)]),
+            Contender("Optimum ORTModelForCausalLM.generate", "optimum",
+                      [str(optimum_python), worker, "--kind", "optimum", "--model",
+                       str(onnx_dir)]),
+            Contender("transformers eager (torch, fp32)", "optimum",
+                      [str(optimum_python), worker, "--kind", "transformers", "--model", str(hf)]),
+            Contender("naive onnxruntime loop", "optimum",
+                      [*me, "--serve", "naive", "--model", str(onnx_dir)]),
+        ]))
+    sections = []
+    for name, folder, contenders in groups:
+        ids = _prompt_ids(folder)
+        request = {"text": PROMPT, "ids": ids, "new_tokens": args.new_tokens}
+        for c in contenders:
+            print(f"[{name}] starting {c.label}", file=sys.stderr)
+            c.start()
+            c.ask(request)  # warm-up
+        for round_ in range(args.runs):
+            for c in contenders:
+                c.runs.append(c.ask(request))
+                print(f"[{name}] round {round_ + 1}/{args.runs} {c.label}: "
+                      f"{c.runs[-1]['decode_tok_s']:.1f} tok/s, ttft {c.runs[-1]['ttft_ms']:.0f} ms, "
+                      f"{c.runs[-1]['tokens']} tokens", file=sys.stderr)
+        for c in contenders:
+            c.extra = c.ask({"cmd": "rss"})
+            c.stop()
+        inproc = contenders[0].extra
+        if name == "default":
+            title = (f"**Default model** ({folder.name}: onnxruntime-genai build, "
+                     f"{len(ids)}-token prompt, {args.new_tokens} new tokens)")
+            table = _table(contenders, "onnxruntime-genai generator",
+                           f"Event-loop lag while handoffd generates (1 ms probe): p99 "
+                           f"{inproc.get('lag_p99_ms', 0):.1f} ms, max "
+                           f"{inproc.get('lag_max_ms', 0):.1f} ms.")
+        else:
+            title = (f"**Optimum fp32 export** of the same checkpoint ({len(ids)}-token prompt, "
+                     f"{args.new_tokens} new tokens)")
+            table = _table(contenders, "Optimum ORTModelForCausalLM.generate",
+                           f"Event-loop lag p99 {inproc.get('lag_p99_ms', 0):.1f} ms.")
+        sections.append(f"{title}\n\n{table}")
+    header = (
+        "## Local engine: decode speed and time to first token\n\n"
+        f"`python bench/engine.py --runs {args.runs} --new-tokens {args.new_tokens}` on "
+        f"{machine()}, {today()}; load average at the end {load_average()} (the machine is "
+        "shared: contenders run round-robin so that load hits them alike). Greedy, CPU "
+        "execution provider, median of "
+        f"{args.runs} runs after one warm-up, each contender in its own process (peak RSS = "
+        "its VmHWM; for gRPC, the daemon's)."
+    )
+    return header + "\n\n" + "\n\n".join(sections) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--model", help="default-model folder (default: the daemon's)")
+    parser.add_argument("--skip-optimum", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--serve", choices=["handoffd", "grpc", "naive"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        model = Path(args.model)
+        if args.serve == "handoffd":
+            asyncio.run(_serve_handoffd(model))
+        elif args.serve == "grpc":
+            asyncio.run(_serve_grpc(model))
+        else:
+            _serve_naive(model)
+        return
+    markdown = drive(args)
+    print(markdown)
+    if not args.no_write:
+        write_section("engine", markdown)
+
+
+if __name__ == "__main__":
+    main()
