@@ -181,6 +181,11 @@ def eval_command(
         cloud_ok=cloud_ok,
         **({"cloud_label": label} if label else {}),
     )
+    note = (
+        f"max_tokens {max_tokens}, greedy; cascade judges the first {hold_back} tokens "
+        f"(quantile 0.1); model handoff offered as `{handoff_mode}`; calibration target "
+        f"{target_rate:.0%} calls"
+    )
     plot_name = None
     png = plot_curves(
         [(s.name, [(p.call_rate, p.quality) for p in s.points]) for s in report.strategies]
@@ -193,8 +198,11 @@ def eval_command(
         assets = benchmarks.parent / "assets"
         assets.mkdir(parents=True, exist_ok=True)
         (assets / "router_curves.png").write_bytes(png)
-        write_section(benchmarks, render_markdown(report, plot_name="assets/router_curves.png"))
-    markdown = render_markdown(report, plot_name=plot_name)
+        write_section(
+            benchmarks,
+            render_markdown(report, plot_name="assets/router_curves.png", settings_note=note),
+        )
+    markdown = render_markdown(report, plot_name=plot_name, settings_note=note)
     if out is not None:
         (out / "router_eval.md").write_text(markdown, "utf-8")
     click.echo(markdown)

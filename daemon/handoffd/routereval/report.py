@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 from datetime import date
 from pathlib import Path
@@ -29,13 +30,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+METHOD = (
+    "Method: `handoffctl router eval` runs the local model greedily over the eval set (the "
+    "shipped 358-item set unless `--dataset` says otherwise): the plain answer, the "
+    "self-assessment (one forward pass) and the answer when the model is offered the handoff; "
+    "answers are graded against references (exact / contains / numeric). The learned weights "
+    "are fitted and every threshold is calibrated on the TUNE half only; every number below is "
+    "on the TEST half. A strategy's curve sweeps its threshold from no handoff to all."
+)
+
+
 def render_markdown(
-    report: EvalReport, *, plot_name: str | None = None, machine: str | None = None
+    report: EvalReport,
+    *,
+    plot_name: str | None = None,
+    machine: str | None = None,
+    settings_note: str = "",
 ) -> str:
     """The whole report: summary, metrics table, calibrated points, curves, categories."""
     gain = report.perfect_apgr - 0.5
     lines = [
         "## Router evaluation",
+        "",
+        METHOD,
         "",
         f"- model: `{report.model}`; cloud: {report.cloud}",
         f"- items: {report.n_tune} tune (fitting, calibration) / {report.n_test} test "
@@ -44,7 +61,9 @@ def render_markdown(
         f"{_pct(report.cloud_accuracy)}",
         f"- a perfect router's APGR here: **{report.perfect_apgr:.3f}** "
         "(= 1 - (1 - local accuracy)/2 with an oracle cloud); random: 0.500",
-        f"- date: {date.today().isoformat()}; machine: {machine or cpu_model()}",
+        f"- date: {date.today().isoformat()}; machine: {machine or cpu_model()}, "
+        f"{os.cpu_count()} cores",
+        *([f"- settings: {settings_note}"] if settings_note else []),
         "",
         "| # | strategy | APGR | of perfect | gain recovered | CPT(50%) | CPT(80%) | "
         f"calibrated on tune for {_pct(report.target_rate)} calls: test calls / quality / PGR "
