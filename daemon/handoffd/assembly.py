@@ -37,7 +37,7 @@ class Components:
     policy: PolicyHolder
     cloud: CloudClient | None = None
     budget: BudgetLedger | None = None
-    limiter: RateLimiter | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
@@ -62,7 +62,9 @@ class Components:
                 poll_interval_s=settings.policy.poll_interval_s,
             )
             closers.append(policy.aclose)
-            components = cls(ledger=ledger, policy=policy, _closers=closers)
+            components = cls(
+                ledger=ledger, policy=policy, limiter=RateLimiter(), _closers=closers
+            )
             if targets:
                 components.cloud = CloudClient(settings.cloud)
                 closers.append(components.cloud.aclose)
@@ -73,7 +75,6 @@ class Components:
                     durable=settings.policy.durable_budget,
                 )
                 closers.append(components.budget.aclose)
-                components.limiter = RateLimiter()
         except BaseException:
             for close in reversed(closers):
                 with contextlib.suppress(Exception):
@@ -91,7 +92,7 @@ class Components:
         self, model: LocalModel, settings: Settings, metrics: Metrics | None
     ) -> ChatPipeline:
         leg = None
-        if self.cloud is not None and self.budget is not None and self.limiter is not None:
+        if self.cloud is not None and self.budget is not None:
             leg = CloudLeg(self.cloud, CloudAdmission(self.limiter, self.budget), self.ledger)
         prices = {name: t.price_usd_per_mtok for name, t in settings.cloud.targets.items()}
         return ChatPipeline(
@@ -100,6 +101,7 @@ class Components:
             policy=self.policy,
             evaluator=PolicyEvaluator(prices),
             cloud=leg,
+            limiter=self.limiter,
             metrics=metrics,
         )
 

@@ -45,7 +45,7 @@ from handoffd.pipeline.handoff import CloudLeg, CloudRun, Fallback
 from handoffd.pipeline.local import LocalModel, LocalRun, stream_local
 from handoffd.pipeline.plan import Plan, Planner
 from handoffd.pipeline.validate import validate_request
-from handoffd.policy import PolicyEvaluator, PolicyHolder
+from handoffd.policy import PolicyEvaluator, PolicyHolder, RateLimiter
 from handoffd.privacy import Redactor
 from handoffd.router import GateStep
 from handoffd.router.rules import CLOUD_NOT_ALLOWED
@@ -75,9 +75,11 @@ class ChatPipeline:
         policy: PolicyHolder,
         evaluator: PolicyEvaluator | None = None,
         cloud: CloudLeg | None = None,
+        limiter: RateLimiter | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self._model = model
+        self._limiter = limiter
         self._settings = settings
         self._policy = policy
         self._cloud = cloud
@@ -179,6 +181,25 @@ class ChatPipeline:
         self, plan: Plan, run: LocalRun, *, gated: bool
     ) -> AsyncIterator[tuple[str, Decision | None]]:
         """(text, None) to send, or ("", decision) when the answer gate hands off."""
+        request = plan.request
+        ticket = None
+        if self._limiter is not None:  # rules with applies_to: all limit local answers too
+            ticket = self._limiter.admit(
+                plan.app_policy.rate_limits,
+                app=request.app,
+                target=None,
+                tokens=plan.prompt_tokens + request.params.max_tokens,
+            )
+        try:
+            async for item in self._generate_gated(plan, run, gated=gated):
+                yield item
+        finally:
+            if ticket is not None:
+                ticket.release(used_tokens=plan.prompt_tokens + len(run.chunks))
+
+    async def _generate_gated(
+        self, plan: Plan, run: LocalRun, *, gated: bool
+    ) -> AsyncIterator[tuple[str, Decision | None]]:
         request, inp = plan.request, plan.route_input
         gate = plan.router.answer_gate(inp) if gated else None
         messages = plan.router.local_messages(inp) if gated else request.messages
