@@ -225,3 +225,33 @@ async def test_budget_exhausted_falls_back(
     refused = [e for e in ledger_entries() if e.outcome == "refused"]
     assert refused
     assert "budget.tiny" in refused[-1].rule_ids
+
+
+async def test_rate_limit_applies_to_local_answers(
+    tiny_genai_model: Path, short_tmp: Path, tmp_path: Path
+) -> None:
+    """A rule with applies_to: all limits local answers: past the limit the client gets
+    RESOURCE_EXHAUSTED naming the rule, with a retry-after in the trailing metadata."""
+    policy = tmp_path / "local-rate.yaml"
+    policy.write_text(
+        "version: 1\nrate_limits:\n"
+        "  - {id: rate.local, applies_to: all, requests_per_minute: 2}\n"
+    )
+    settings = daemon_settings(tiny_genai_model, short_tmp).model_copy(
+        update={"policy": PolicySettings(files=(policy,))}
+    )
+    d = await Daemon.start(settings)
+    await d.load()
+    try:
+        async with grpc.aio.insecure_channel(f"unix://{d.socket_path}") as ch:
+            stub = pb_grpc.HandoffdStub(ch)
+            for _ in range(2):
+                assert (await stub.Chat(ask("hi", prefer=pb.AUTO, max_tokens=2))).route == pb.LOCAL
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Chat(ask("hi", prefer=pb.AUTO, max_tokens=2))
+    finally:
+        await d.stop()
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "rate.local" in (info.value.details() or "")
+    retry = dict(info.value.trailing_metadata() or ())
+    assert float(retry["retry-after"]) > 0
