@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 from handoffd.engine.manifest import MANIFEST_FILENAME, verify_manifest
 from handoffd.modelbuild.cache import build_cache_root
-from handoffd.modelbuild.default_model import build_default_model, is_built
+from handoffd.modelbuild.default_model import (
+    build_default_model,
+    build_default_optimum_model,
+    is_built,
+)
 from handoffd.modelbuild.errors import ModelBuildError
 
 pytestmark = pytest.mark.default_model
@@ -81,3 +85,25 @@ def test_bad_precision(tmp_path: Path) -> None:
     """Only int8 and int4 are offered."""
     with pytest.raises(ModelBuildError, match="precision"):
         build_default_model(tmp_path / "m", precision="fp8")  # type: ignore[arg-type]
+
+
+def test_optimum_export_of_the_same_checkpoint() -> None:
+    """The Optimum fp32 export: past_key_values graph, the model's template, rope_theta kept.
+
+    transformers 4.x (the optimum venv) ignores transformers 5's ``rope_parameters``; the
+    export's config.json must still say rope_theta 100000 or the graph computes wrong angles.
+    Optimum's own generate passed the golden check during the build.
+    """
+    dest = build_cache_root() / "test-models" / "smollm2-135m-instruct-optimum"
+    path = build_default_optimum_model(dest)
+    manifest = verify_manifest(path)
+    assert manifest.layout == "optimum"
+    assert manifest.precision == "fp32"
+    assert manifest.golden is not None
+    assert manifest.build_tools["transformers"].startswith("4.57")
+    config = json.loads((path / "config.json").read_text("utf-8"))
+    assert config["rope_theta"] == 100000.0
+    tokenizer = json.loads((path / "tokenizer_config.json").read_text("utf-8"))
+    assert tokenizer["eos_token"] == "<|im_end|>"
+    assert "You are a helpful AI assistant named SmolLM" in tokenizer["chat_template"]
+    assert b"past_key_values.29.value" in (path / "model.onnx").read_bytes()[:2_000_000]

