@@ -84,7 +84,7 @@ def test_second_build_is_a_noop(default_model: Path) -> None:
 def test_bad_precision(tmp_path: Path) -> None:
     """Only int8 and int4 are offered."""
     with pytest.raises(ModelBuildError, match="precision"):
-        build_default_model(tmp_path / "m", precision="fp8")  # type: ignore[arg-type]
+        build_default_model(tmp_path / "m", precision="fp8")
 
 
 def test_optimum_export_of_the_same_checkpoint() -> None:

@@ -24,6 +24,7 @@ from handoffd.modelbuild.runner import ProgressCallback, no_progress, run_script
 from handoffd.modelbuild.source import SMOLLM2_135M_INSTRUCT, fetch_gguf
 
 Precision = Literal["int8", "int4", "fp32"]
+PRECISIONS: tuple[Precision, ...] = ("int8", "int4", "fp32")
 MODEL_NAME = "smollm2-135m-instruct"
 GOLDEN_PROMPT = "What is the capital of France?"
 GOLDEN_EXPECTED = "Paris"
@@ -44,7 +45,7 @@ def is_built(dest: Path) -> bool:
 def build_default_model(
     dest: Path,
     *,
-    precision: Precision = "int8",
+    precision: str = "int8",
     force: bool = False,
     on_progress: ProgressCallback = no_progress,
 ) -> Path:
@@ -55,8 +56,10 @@ def build_default_model(
     worse; fp32 is the quality reference. Raises :class:`ModelBuildError` naming the failed
     step and the fix.
     """
-    if precision not in ("int8", "int4", "fp32"):
-        raise ModelBuildError(f"precision {precision!r} is not offered; use int8, int4 or fp32")
+    if precision not in PRECISIONS:
+        raise ModelBuildError(
+            f"precision {precision!r} is not offered; use one of {', '.join(PRECISIONS)}"
+        )
 
     def produce(tmp: Path, work: Path, gguf: Path, report: ProgressCallback) -> dict[str, Any]:
         python = ensure_build_env("genai", on_progress=scaled(report, 0.0, 0.45))
