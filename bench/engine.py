@@ -102,13 +102,8 @@ async def _serve_handoffd(model: Path) -> None:
     await engine.aclose()
 
 
-async def _serve_grpc(model: Path) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from handoffd.v1 import handoffd_pb2 as pb
-    from handoffd.v1 import handoffd_pb2_grpc as pb_grpc
-
+def _serve_grpc(model: Path) -> None:
+    """A real ``handoffd`` daemon process on a temp Unix socket, driven by a gRPC client."""
     with tempfile.TemporaryDirectory(prefix="hfd-bench-", dir="/tmp") as tmp:
         socket = Path(tmp) / "h.sock"
         config = Path(tmp) / "handoffd.yaml"
@@ -121,49 +116,57 @@ async def _serve_grpc(model: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
-                health = health_pb2_grpc.HealthStub(channel)
-                for _ in range(600):
-                    try:
-                        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                            break
-                    except grpc.aio.AioRpcError:
-                        pass
-                    await asyncio.sleep(0.2)
-                stub = pb_grpc.HandoffdStub(channel)
-                _reply({"ready": True})
-                for line in sys.stdin:
-                    request = json.loads(line)
-                    if request.get("cmd") == "rss":
-                        _reply({"peak_rss_mb": peak_rss_mb(daemon.pid)})
-                        continue
-                    chat = pb.ChatRequest(
-                        messages=[pb.Message(role=pb.ROLE_USER, content=request["text"])],
-                        params=pb.GenerationParams(max_tokens=int(request["new_tokens"])),
-                        handoff=pb.LOCAL_ONLY,
-                    )
-                    start = time.perf_counter()
-                    first = last = 0.0
-                    tokens = 0
-                    async for event in stub.ChatStream(chat):
-                        kind = event.WhichOneof("event")
-                        if kind == "delta":
-                            last = time.perf_counter()
-                            first = first or last
-                        elif kind == "final":
-                            tokens = event.final.usage.completion_tokens
-                    _reply(_timing(start, first, last, [0] * tokens))
+            asyncio.run(_grpc_client(socket, daemon.pid))
         finally:
             daemon.terminate()
             daemon.wait(30)
+
+
+async def _grpc_client(socket: Path, daemon_pid: int) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from handoffd.v1 import handoffd_pb2 as pb
+    from handoffd.v1 import handoffd_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(600):
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+        stub = pb_grpc.HandoffdStub(channel)
+        _reply({"ready": True})
+        for line in sys.stdin:  # the client has nothing in flight while it waits here
+            request = json.loads(line)
+            if request.get("cmd") == "rss":
+                _reply({"peak_rss_mb": peak_rss_mb(daemon_pid)})
+                continue
+            chat = pb.ChatRequest(
+                messages=[pb.Message(role=pb.ROLE_USER, content=request["text"])],
+                params=pb.GenerationParams(max_tokens=int(request["new_tokens"])),
+                handoff=pb.LOCAL_ONLY,
+            )
+            start = time.perf_counter()
+            first = last = 0.0
+            tokens = 0
+            async for event in stub.ChatStream(chat):
+                kind = event.WhichOneof("event")
+                if kind == "delta":
+                    last = time.perf_counter()
+                    first = first or last
+                elif kind == "final":
+                    tokens = event.final.usage.completion_tokens
+            _reply(_timing(start, first, last, [0] * tokens))
 
 
 def _serve_naive(model: Path) -> None:
     """Plain InferenceSession.run, KV fed back as numpy (the graph concatenates)."""
     import numpy as np
     import onnxruntime as ort
-
     from handoffd.engine.folder import read_model_folder
 
     spec = read_model_folder(model)
@@ -215,6 +218,13 @@ def _timing(start: float, first: float, end: float, out: list[int]) -> dict[str,
     }
 
 
+def _quiet_logs() -> None:
+    """Workers answer on stdout: send handoffd's log lines to stderr."""
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
 def _reply(payload: dict[str, Any]) -> None:
     print(json.dumps(payload), flush=True)
 
@@ -247,7 +257,8 @@ class Contender:
         self.ask(None)
 
     def ask(self, request: dict[str, Any] | None) -> dict[str, Any]:
-        assert self.proc and self.proc.stdin and self.proc.stdout
+        if self.proc is None or self.proc.stdin is None or self.proc.stdout is None:
+            raise RuntimeError(f"{self.label}: not started")
         if request is not None:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
@@ -393,9 +404,10 @@ def drive(args: argparse.Namespace) -> str:
         for round_ in range(args.runs):
             for c in contenders:
                 c.runs.append(c.ask(request))
+                last = c.runs[-1]
                 print(f"[{name}] round {round_ + 1}/{args.runs} {c.label}: "
-                      f"{c.runs[-1]['decode_tok_s']:.1f} tok/s, ttft {c.runs[-1]['ttft_ms']:.0f} ms, "
-                      f"{c.runs[-1]['tokens']} tokens", file=sys.stderr)
+                      f"{last['decode_tok_s']:.1f} tok/s, ttft {last['ttft_ms']:.0f} ms, "
+                      f"{last['tokens']} tokens", file=sys.stderr)
         for c in contenders:
             c.extra = c.ask({"cmd": "rss"})
             c.stop()
@@ -435,11 +447,12 @@ def main() -> None:
     parser.add_argument("--serve", choices=["handoffd", "grpc", "naive"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
+        _quiet_logs()
         model = Path(args.model)
         if args.serve == "handoffd":
             asyncio.run(_serve_handoffd(model))
         elif args.serve == "grpc":
-            asyncio.run(_serve_grpc(model))
+            _serve_grpc(model)
         else:
             _serve_naive(model)
         return

@@ -25,11 +25,13 @@ def user(text: str) -> list[Message]:
 
 
 @asynccontextmanager
-async def loaded(path: Path, **limits: Any) -> AsyncIterator[LocalEngine]:
-    """An engine on ``path`` (CPU), closed afterwards."""
+async def loaded(
+    path: Path, *, verify: bool = False, **limits: Any
+) -> AsyncIterator[LocalEngine]:
+    """An engine on ``path`` (CPU), closed afterwards; ``verify`` checks the manifest's hashes."""
     engine = await asyncio.to_thread(
         LocalEngine.load,
-        ModelSettings(path=path, providers=("CPUExecutionProvider",), verify_manifest=False),
+        ModelSettings(path=path, providers=("CPUExecutionProvider",), verify_manifest=verify),
         EngineLimits(**limits),
     )
     try:
