@@ -245,15 +245,18 @@ class Contender:
     group: str
     command: list[str]
     proc: subprocess.Popen[str] | None = None
+    log: Path | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-        self.proc = subprocess.Popen(
-            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
-        )
+        self.log = Path(tempfile.mkstemp(prefix="bench-engine-", suffix=".log")[1])
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=log, text=True, env=env, cwd=ROOT,
+            )
         self.ask(None)
 
     def ask(self, request: dict[str, Any] | None) -> dict[str, Any]:
@@ -265,7 +268,9 @@ class Contender:
         while True:
             line = self.proc.stdout.readline()
             if not line:
-                raise RuntimeError(f"{self.label}: worker exited ({self.command})")
+                tail = self.log.read_text(errors="replace")[-3000:] if self.log else ""
+                raise RuntimeError(f"{self.label}: worker exited ({self.command}); its log "
+                                   f"{self.log} ends with:\n{tail}")
             if line.startswith("{"):
                 reply: dict[str, Any] = json.loads(line)
                 return reply
@@ -275,6 +280,8 @@ class Contender:
             assert self.proc.stdin
             self.proc.stdin.close()
             self.proc.wait(60)
+        if self.log is not None:
+            self.log.unlink(missing_ok=True)
 
     def median(self, key: str) -> float:
         return statistics.median(r[key] for r in self.runs)

@@ -161,6 +161,13 @@ class LocalEngine:
                 "(model.max_new_tokens_limit)",
                 field="params.max_tokens",
             )
+        if prompt_tokens >= self._window:
+            raise ContextOverflow(
+                f"the prompt alone is {prompt_tokens} tokens, more than the local model's context "
+                f"window of {self._window} (plus max_tokens {max_tokens}): shorten the "
+                "conversation or let the request go to the cloud",
+                field="messages",
+            )
         if prompt_tokens + max_tokens > self._window:
             raise ContextOverflow(
                 f"the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) is "
