@@ -144,3 +144,13 @@ def test_missing_model_folder_is_a_model_error(tmp_path: Path) -> None:
     """Loading a folder that is not there says what to run."""
     with pytest.raises(ModelError, match="handoffctl model build-default"):
         LocalEngine.load(ModelSettings(path=tmp_path / "missing"))
+
+
+async def test_prompt_alone_over_the_window_says_so(tiny_genai_model: Path) -> None:
+    """A prompt longer than the whole window is refused without suggesting max_tokens <= 0."""
+    async with loaded(tiny_genai_model) as engine:
+        huge = "word " * (engine.info.context_window * 2)
+        with pytest.raises(ContextOverflow) as caught:
+            await anext(engine.generate(user(huge), GenerationParams(max_tokens=4)))
+        assert "the prompt alone" in caught.value.message
+        assert "at most 0" not in caught.value.message
