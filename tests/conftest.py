@@ -30,6 +30,19 @@ def tiny_optimum_model() -> Path:
     return build_tiny_model("optimum")
 
 
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    """The daemon's embedded default model (SmolLM2-135M-Instruct int8), built on first use
+    (a few minutes, once per machine) in the same folder ``make run`` uses."""
+    from handoffd.modelbuild.default_model import build_default_model, is_built
+    from handoffd.settings import default_model_dir
+
+    folder = default_model_dir()
+    if not is_built(folder):
+        build_default_model(folder)
+    return folder
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short temp dir: Unix socket paths must stay under ~100 bytes."""

@@ -12,10 +12,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from handoffd.domain import GenerationParams, Message, Role
 from handoffd.engine import LocalEngine
 from handoffd.errors import ModelError
+from handoffd.modelbuild.default_model import GOLDEN_EXPECTED, GOLDEN_PROMPT
 from handoffd.settings import ModelSettings, default_model_dir
 
-GOLDEN_PROMPT = "What is the capital of France?"
-GOLDEN_EXPECTED = "Paris"
 
 
 async def _greedy_answer(engine: LocalEngine, prompt: str, max_tokens: int = 48) -> str:
@@ -27,7 +26,8 @@ async def _greedy_answer(engine: LocalEngine, prompt: str, max_tokens: int = 48)
 
 
 def golden_check(model_dir: Path) -> str:
-    """Load the built model with the daemon's own engine and check a known greedy answer."""
+    """Load the built model with the daemon's own engine and check a known greedy answer (the
+    build already checked it with onnxruntime-genai's generator; this checks our engine)."""
     engine = LocalEngine.load(ModelSettings(path=model_dir))
 
     async def run() -> str:
@@ -44,18 +44,6 @@ def golden_check(model_dir: Path) -> str:
             "`handoffctl model build-default --force`"
         )
     return answer
-
-
-def _is_built(path: Path) -> bool:
-    from handoffd.engine.manifest import verify_manifest
-
-    if not (path / "handoffd-manifest.json").is_file():
-        return False
-    try:
-        verify_manifest(path)
-    except ModelError:
-        return False
-    return True
 
 
 @click.group()
@@ -80,11 +68,11 @@ def model() -> None:
 )
 def build_default(dest: Path | None, force: bool, precision: str) -> None:
     """Build the embedded default model (SmolLM2-135M-Instruct) offline, then check it."""
-    from handoffd.modelbuild.default_model import build_default_model
+    from handoffd.modelbuild.default_model import build_default_model, is_built
 
     target = dest or default_model_dir()
     console = Console(stderr=True, highlight=False)
-    if not force and _is_built(target):
+    if not force and is_built(target):
         console.print(f"default model already built at {target} (use --force to rebuild)")
         return
     with Progress(
