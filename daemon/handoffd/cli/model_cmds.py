@@ -16,7 +16,6 @@ from handoffd.modelbuild.default_model import GOLDEN_EXPECTED, GOLDEN_PROMPT
 from handoffd.settings import ModelSettings, default_model_dir
 
 
-
 async def _greedy_answer(engine: LocalEngine, prompt: str, max_tokens: int = 48) -> str:
     parts = []
     params = GenerationParams(max_tokens=max_tokens)
