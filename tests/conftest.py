@@ -46,7 +46,7 @@ def default_model() -> Path:
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short temp dir: Unix socket paths must stay under ~100 bytes."""
-    with tempfile.TemporaryDirectory(prefix="hfd-", dir="/tmp") as d:  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="hfd-", dir="/tmp") as d:
         yield Path(d)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from handoffd.errors import ConfigError
 from handoffd.settings import Settings, load_settings
 

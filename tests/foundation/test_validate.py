@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from handoffd.domain import ChatRequest, GenerationParams, Message, Role
 from handoffd.errors import InvalidRequest
 from handoffd.pipeline.validate import validate_request

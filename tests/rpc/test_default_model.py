@@ -6,10 +6,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from handoffd.server import Daemon
 from handoffd.v1 import handoffd_pb2 as pb
 from handoffd.v1 import handoffd_pb2_grpc as pb_grpc
+
 from tests.support import daemon_settings
 
 pytestmark = pytest.mark.default_model
