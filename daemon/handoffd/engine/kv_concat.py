@@ -24,7 +24,7 @@ import onnxruntime as ort
 
 from handoffd.engine.folder import ModelSpec
 from handoffd.engine.runner import FloatArray, last_row
-from handoffd.engine.session import numpy_type
+from handoffd.engine.session import kv_device, numpy_type
 from handoffd.errors import ModelError
 
 _CPU = "cpu"
@@ -55,6 +55,7 @@ class ConcatKvRunner:
         if extra:
             raise ModelError(f"{where}: graph has inputs the engine cannot feed: {extra}")
         self._session = session
+        self._device = kv_device(session)
         self._has_positions = "position_ids" in inputs
         self._has_branch = "use_cache_branch" in inputs
         self._kv_dtype = np.dtype(numpy_type(inputs[self._past[0]].type, where))
@@ -87,7 +88,7 @@ class ConcatKvRunner:
         io = self._session.io_binding()
         io.bind_output("logits", _CPU)
         for name in self._present:
-            io.bind_output(name, _CPU)
+            io.bind_output(name, self._device)  # presents stay where they are computed
         io.bind_cpu_input("input_ids", ids)
         io.bind_cpu_input("attention_mask", mask)
         if self._has_positions:
@@ -168,7 +169,7 @@ class ConcatKvRunner:
                     )
                 rows.append(arr)
             stacked = np.ascontiguousarray(np.concatenate(rows, axis=0))
-            batch.append(ort.OrtValue.ortvalue_from_numpy(stacked))
+            batch.append(ort.OrtValue.ortvalue_from_numpy(stacked, self._device, 0))
         valid = np.zeros((len(slots), longest), dtype=self._mask_dtype)
         for row, slot in enumerate(slots):
             valid[row, longest - self._lengths[slot] :] = 1

@@ -5,9 +5,10 @@ layer's keys and values live in one preallocated ``[max_batch, kv_heads, capacit
 array that is bound as both ``past_key_values.N`` and ``present.N``; GroupQueryAttention writes the
 new positions in place at ``seqlens_k`` (the graph computes ``seqlens_k = sum(attention_mask) - 1``
 per row and ``total_sequence_length`` from the mask's width). Nothing is copied or concatenated
-per step. The arrays are anonymous memory mapped without transparent huge pages
+per step. On CPU the buffers are anonymous memory mapped without transparent huge pages
 (:func:`handoffd.engine.runner.lazy_zeros`), so memory is committed only for the 4 KiB pages a
-slot actually writes.
+slot actually writes; on CUDA/TensorRT/DirectML they are device memory, committed in full (the
+engine sizes ``max_batch`` to the KV budget there), and only ids, mask and logits cross per step.
 
 A decode step runs rows ``0..hi`` (``hi`` = highest running slot + 1) of the buffer in one batch:
 the mask of row ``r`` has ``length[r] + 1`` ones (right padding), so each row attends and writes
@@ -24,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from handoffd.engine.folder import ModelSpec
 from handoffd.engine.runner import FloatArray, last_row, lazy_zeros
-from handoffd.engine.session import numpy_type
+from handoffd.engine.session import kv_device, numpy_type
 from handoffd.errors import ModelError
 
 _CPU = "cpu"
@@ -61,8 +63,10 @@ class SharedKvRunner:
         self.capacity = capacity
         self._kv_shape = (spec.num_kv_heads, capacity, spec.head_size)
         shape = (max_batch, *self._kv_shape)
-        self._keys = [lazy_zeros(shape, self._kv_dtype) for _ in layers]
-        self._values = [lazy_zeros(shape, self._kv_dtype) for _ in layers]
+        self._device = kv_device(session)
+        self._kv_memory = [self._allocate(shape) for _ in range(2 * spec.num_layers)]
+        self._keys = [self._pointer(m) for m in self._kv_memory[0::2]]
+        self._values = [self._pointer(m) for m in self._kv_memory[1::2]]
         self._row_bytes = spec.num_kv_heads * capacity * spec.head_size * self._kv_dtype.itemsize
         self.bytes_per_token = (
             2 * spec.num_layers * spec.num_kv_heads * spec.head_size * self._kv_dtype.itemsize
@@ -78,6 +82,17 @@ class SharedKvRunner:
         self._decode_rows = 0
         self._mask_keepalive: npt.NDArray[Any] | None = None
 
+    def _allocate(self, shape: tuple[int, ...]) -> Any:
+        """One layer's K or V buffer: lazily committed host memory on CPU, device memory on an
+        accelerator (uninitialised: every position is written before it is attended to)."""
+        if self._device == _CPU:
+            return lazy_zeros(shape, self._kv_dtype)
+        return ort.OrtValue.ortvalue_from_shape_and_type(shape, self._kv_dtype, self._device, 0)
+
+    @staticmethod
+    def _pointer(memory: Any) -> int:
+        return int(memory.ctypes.data) if isinstance(memory, np.ndarray) else int(memory.data_ptr())
+
     def length(self, slot: int) -> int:
         return int(self._lengths[slot])
 
@@ -87,12 +102,11 @@ class SharedKvRunner:
         for (past_k, past_v), (pres_k, pres_v), keys, values in zip(
             self._past, self._present, self._keys, self._values, strict=True
         ):
-            k_ptr = keys.ctypes.data + offset
-            v_ptr = values.ctypes.data + offset
-            io.bind_input(past_k, _CPU, 0, self._kv_dtype, shape, k_ptr)
-            io.bind_input(past_v, _CPU, 0, self._kv_dtype, shape, v_ptr)
-            io.bind_output(pres_k, _CPU, 0, self._kv_dtype, shape, k_ptr)
-            io.bind_output(pres_v, _CPU, 0, self._kv_dtype, shape, v_ptr)
+            k_ptr, v_ptr, device = keys + offset, values + offset, self._device
+            io.bind_input(past_k, device, 0, self._kv_dtype, shape, k_ptr)
+            io.bind_input(past_v, device, 0, self._kv_dtype, shape, v_ptr)
+            io.bind_output(pres_k, device, 0, self._kv_dtype, shape, k_ptr)
+            io.bind_output(pres_v, device, 0, self._kv_dtype, shape, v_ptr)
 
     def prefill(self, slot: int, token_ids: Sequence[int], start: int) -> FloatArray:
         if start != self._lengths[slot]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from handoffd.domain import GenerationParams, Message, ModelInfo, Priority
 from handoffd.engine.chat_template import FALLBACK_TEMPLATE, ChatTemplate, find_template_source
 from handoffd.engine.folder import ModelSpec, read_json_if_exists, read_model_folder
@@ -25,12 +27,18 @@ from handoffd.engine.limits import EngineLimits
 from handoffd.engine.request import EngineRequest, Outbox, RequestKind
 from handoffd.engine.runner import GraphRunner
 from handoffd.engine.sampling import TokenSampler
-from handoffd.engine.session import matmul_nbits_bits, open_session, scan_ops
+from handoffd.engine.session import (
+    kv_device,
+    matmul_nbits_bits,
+    numpy_type,
+    open_session,
+    scan_ops,
+)
 from handoffd.engine.stops import StopSequenceFilter
 from handoffd.engine.stream import GenerationStream
 from handoffd.engine.text import TextCodec
 from handoffd.engine.worker import EngineWorker
-from handoffd.errors import ContextOverflow, InvalidRequest
+from handoffd.errors import ContextOverflow, InvalidRequest, ModelError
 from handoffd.logsetup import get_logger
 from handoffd.settings import ModelSettings
 
@@ -112,14 +120,14 @@ class LocalEngine:
         session = open_session(spec.onnx_path, settings.providers, settings.intra_op_threads)
         gqa = "GroupQueryAttention" in scan_ops(spec.onnx_path, ["GroupQueryAttention"])
         runner_class = SharedKvRunner if gqa else ConcatKvRunner
-        runner: GraphRunner = runner_class(
-            session, spec, max_batch=limits.max_batch_size, capacity=window
-        )
+        max_batch = limits.max_batch_size
+        if gqa and kv_device(session) != "cpu":
+            # device KV buffers are committed in full: as many slots as the KV budget holds
+            row_bytes = window * _kv_bytes_per_token(session, spec)
+            max_batch = max(1, min(max_batch, (limits.kv_cache_mb << 20) // row_bytes))
+        runner: GraphRunner = runner_class(session, spec, max_batch=max_batch, capacity=window)
         _warm_up(runner)
-        kv_type = session.get_inputs()[1].type if len(session.get_inputs()) > 1 else ""
-        precision = facts.get("precision") or _precision(
-            spec, "fp16" if "float16" in kv_type else "fp32"
-        )
+        precision = facts.get("precision") or _precision(spec, _kv_precision(session, spec))
         info = ModelInfo(
             name=settings.name or facts.get("name") or path.name,
             layout=spec.layout,
@@ -268,6 +276,22 @@ class LocalEngine:
     async def aclose(self) -> None:
         """Fail queued and running requests with Unavailable and stop the worker."""
         await asyncio.to_thread(self._worker.stop)
+
+
+def _kv_type(session: Any, spec: ModelSpec) -> np.dtype[Any]:
+    past = next((i for i in session.get_inputs() if i.name == spec.past_key_name % 0), None)
+    if past is None:
+        raise ModelError(f"{spec.onnx_path}: no input {spec.past_key_name % 0}; rebuild the model")
+    return np.dtype(numpy_type(past.type, str(spec.onnx_path)))
+
+
+def _kv_precision(session: Any, spec: ModelSpec) -> str:
+    return {np.dtype(np.float16): "fp16"}.get(_kv_type(session, spec), "fp32")
+
+
+def _kv_bytes_per_token(session: Any, spec: ModelSpec) -> int:
+    itemsize = _kv_type(session, spec).itemsize
+    return 2 * spec.num_layers * spec.num_kv_heads * spec.head_size * itemsize
 
 
 def _warm_up(runner: GraphRunner) -> None:

@@ -107,6 +107,19 @@ def open_session(
         return session
 
 
+#: where a provider wants its tensors: KV caches live there so that nothing crosses per step
+_DEVICE_OF_PROVIDER = {
+    "CUDAExecutionProvider": "cuda",
+    "TensorrtExecutionProvider": "cuda",
+    "DmlExecutionProvider": "dml",
+}
+
+
+def kv_device(session: ort.InferenceSession) -> str:
+    """The onnxruntime device type (``cpu``, ``cuda``, ``dml``) the running provider computes on."""
+    return _DEVICE_OF_PROVIDER.get(session.get_providers()[0], "cpu")
+
+
 def numpy_type(ort_type: str, where: str) -> type[np.generic]:
     try:
         return _NUMPY_TYPES[ort_type]
