@@ -30,6 +30,9 @@ from handoffd.routereval.results import LocalResult
 from handoffd.routereval.scoring import StrategyScores, score_strategies
 from handoffd.schema.routing import CascadeConfig
 
+#: rows that are yardsticks, not routers one can configure
+REFERENCES = ("random", "oracle", "category_prior")
+
 
 @dataclass(frozen=True, slots=True)
 class OperatingPoint:
@@ -67,9 +70,13 @@ class EvalReport:
     category_accuracy: dict[str, tuple[int, float]]
     strategies: tuple[StrategyReport, ...]
     learned: LogisticModel | None
+    #: test items on which the model called the handoff when offered it
+    handoff_calls: int = 0
+    #: test accuracy of the answers given with the handoff offered (calls count as wrong)
+    instructed_accuracy: float = 0.0
 
     def best(self) -> StrategyReport:
-        candidates = [s for s in self.strategies if s.name not in ("oracle", "random")]
+        candidates = [s for s in self.strategies if s.name not in REFERENCES]
         return max(candidates, key=lambda s: s.apgr)
 
 
@@ -137,13 +144,27 @@ def evaluate(
     test_cloud = cloud(test_items)
     q_weak = sum(results[i.id].correct for i in test_items) / len(test_items)
     q_strong = sum(test_cloud) / len(test_cloud)
+    errors: dict[str, list[bool]] = defaultdict(list)
+    for i in tune_items:
+        errors[i.category].append(not results[i.id].correct)
+    category_error = {k: sum(v) / len(v) for k, v in errors.items()}
     on_test = score_strategies(
-        test_items, results, cascade=cascade, learned=learned, learned_no_model=learned_plain
+        test_items,
+        results,
+        cascade=cascade,
+        learned=learned,
+        learned_no_model=learned_plain,
+        category_error=category_error,
     )
     on_tune = {
         s.name: s
         for s in score_strategies(
-            tune_items, results, cascade=cascade, learned=learned, learned_no_model=learned_plain
+            tune_items,
+            results,
+            cascade=cascade,
+            learned=learned,
+            learned_no_model=learned_plain,
+            category_error=category_error,
         )
     }
     reports = []
@@ -151,7 +172,7 @@ def evaluate(
         points = tuple(curve(s.scores, s.local_ok, test_cloud))
         tune_scores = on_tune[s.name]
         calibrated = None
-        if s.name not in ("oracle", "random") and len(set(tune_scores.scores)) > 1:
+        if s.name not in REFERENCES and len(set(tune_scores.scores)) > 1:
             calibrated = _operating_point(tune_scores, s, test_cloud, target_rate, q_weak, q_strong)
         reports.append(
             StrategyReport(
@@ -183,6 +204,9 @@ def evaluate(
         category_accuracy={k: (len(v), sum(v) / len(v)) for k, v in sorted(per_category.items())},
         strategies=tuple(reports),
         learned=learned,
+        handoff_calls=sum(results[i.id].handoff_called for i in test_items),
+        instructed_accuracy=sum(results[i.id].handoff_answer_correct for i in test_items)
+        / len(test_items),
     )
 
 

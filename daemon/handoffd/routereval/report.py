@@ -63,6 +63,9 @@ def render_markdown(
         "(= 1 - (1 - local accuracy)/2 with an oracle cloud); random: 0.500",
         f"- date: {date.today().isoformat()}; machine: {machine or cpu_model()}, "
         f"{os.cpu_count()} cores",
+        f"- model-initiated handoff: called on {report.handoff_calls} of {report.n_test} test "
+        f"items; with the handoff offered, the local answers were right "
+        f"{_pct(report.instructed_accuracy)} of the time (without: {_pct(report.local_accuracy)})",
         *([f"- settings: {settings_note}"] if settings_note else []),
         "",
         "| # | strategy | APGR | of perfect | gain recovered | CPT(50%) | CPT(80%) | "

@@ -16,6 +16,9 @@ Strategies (names as reported):
   pre-score feature;
 - ``model_handoff``: 1 when the model called the handoff, else 0 (a single operating point);
 - ``learned+model_handoff``: the model's call first, then the learned score;
+- ``category_prior``: the local error rate of the item's category on TUNE (a reference, not a
+  router: it reads the dataset's category labels; it shows how far knowing only the *kind* of
+  request can go);
 - ``oracle``: 1 when the local answer is wrong (a perfect router; the upper bound).
 """
 
@@ -62,6 +65,7 @@ def score_strategies(
     cascade: CascadeConfig,
     learned: LogisticModel | None = None,
     learned_no_model: LogisticModel | None = None,
+    category_error: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> list[StrategyScores]:
     """Every strategy's scores over ``items`` (usually the TEST split)."""
@@ -117,5 +121,8 @@ def score_strategies(
     if learned_scores is not None:
         combined = tuple(c + s for c, s in zip(called, learned_scores, strict=True))
         out.append(StrategyScores("learned+model_handoff", combined, instructed))
+    if category_error is not None:
+        prior = tuple(category_error.get(i.category, 0.5) for i in items)
+        out.append(StrategyScores("category_prior", prior, plain))
     out.append(StrategyScores("oracle", tuple(0.0 if ok else 1.0 for ok in plain), plain))
     return out
