@@ -154,3 +154,24 @@ async def test_prompt_alone_over_the_window_says_so(tiny_genai_model: Path) -> N
             await anext(engine.generate(user(huge), GenerationParams(max_tokens=4)))
         assert "the prompt alone" in caught.value.message
         assert "at most 0" not in caught.value.message
+
+
+async def test_unavailable_provider_falls_back_to_cpu_with_a_warning(
+    tiny_genai_model: Path,
+) -> None:
+    """Asking for a provider this onnxruntime lacks logs a warning and runs on CPU."""
+    from structlog.testing import capture_logs
+
+    settings = ModelSettings(
+        path=tiny_genai_model, providers=("OpenVINOExecutionProvider",), verify_manifest=False
+    )
+    with capture_logs() as logs:
+        engine = LocalEngine.load(settings)
+    try:
+        assert engine.info.execution_provider == "CPUExecutionProvider"
+        warned = [e for e in logs if e["event"] == "engine.provider_unavailable"]
+        assert warned
+        assert warned[0]["provider"] == "OpenVINOExecutionProvider"
+        assert warned[0]["log_level"] == "warning"
+    finally:
+        await engine.aclose()
