@@ -114,11 +114,14 @@ class EngineWorker:
                 if not self._prefilling and not self._decoding:
                     self._cond.wait(_IDLE_WAIT_S)
                     continue
-            self._drop_cancelled()
-            if self._prefilling:
-                self._prefill_step(self._prefilling[0])
-            if self._decoding:
-                self._decode_step()
+            try:
+                self._drop_cancelled()
+                if self._prefilling:
+                    self._prefill_step(self._prefilling[0])
+                if self._decoding:
+                    self._decode_step()
+            except Exception as exc:  # a bug: fail what is running, keep serving
+                self._fail([*self._prefilling, *self._decoding], exc)
         self._shutdown()
 
     def _admit(self) -> None:
@@ -186,15 +189,15 @@ class EngineWorker:
         request.prefilled += len(chunk)
         if request.prefilled < len(request.prompt_ids):
             return
-        self._prefilling.remove(request)
+        out: list[tuple[Outbox, Item]] = []
         if request.kind is RequestKind.SCORE:
             scores = log_softmax(logits)
             result = {text: float(scores[token]) for text, token in request.candidate_ids.items()}
+            out.append((request.outbox, result))
             self._release(request)
-            post([(request.outbox, result)])
-            return
-        out: list[tuple[Outbox, Item]] = []
-        self._emit(request, logits, out)
+        else:
+            self._emit(request, logits, out)  # may raise: the request is still listed, so fails
+        self._prefilling.remove(request)
         if not request.finished:
             self._decoding.append(request)
         post(out)
