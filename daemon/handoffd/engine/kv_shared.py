@@ -28,11 +28,13 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from handoffd.engine.folder import ModelSpec
-from handoffd.engine.runner import FloatArray, last_row, lazy_zeros
+from handoffd.engine.runner import FloatArray, forget_pages, last_row, lazy_zeros
 from handoffd.engine.session import kv_device, numpy_type
 from handoffd.errors import ModelError
 
 _CPU = "cpu"
+#: a released slot that held at least this much KV gives its pages back to the OS
+_FORGET_BYTES = 16 << 20
 
 
 class SharedKvRunner:
@@ -176,4 +178,13 @@ class SharedKvRunner:
         return self._logits[index, 0, :].astype(np.float32, copy=False)
 
     def release(self, slot: int) -> None:
+        held = int(self._lengths[slot]) * self.bytes_per_token
         self._lengths[slot] = 0
+        if held >= _FORGET_BYTES and self._device == _CPU:
+            # a long conversation committed many pages: hand them back rather than keep them
+            for memory in self._kv_memory:
+                forget_pages(memory, slot * self._row_bytes, self._row_bytes)
+
+    def resident_bytes(self) -> int:
+        """KV bytes currently holding tokens (for stats and tests)."""
+        return int(self._lengths.sum()) * self.bytes_per_token

@@ -62,6 +62,21 @@ def lazy_zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]
     return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
+def forget_pages(array: npt.NDArray[Any], offset: int, length: int) -> None:
+    """Give the pages of ``array``'s bytes ``[offset, offset + length)`` back to the OS
+    (``MADV_DONTNEED``; they read as zeros afterwards). Only for :func:`lazy_zeros` arrays."""
+    memory: Any = array
+    while memory is not None and not isinstance(memory, mmap.mmap):
+        memory = getattr(memory, "base", None) if not isinstance(memory, memoryview) else memory.obj
+    if memory is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    page = mmap.PAGESIZE
+    start = -(-offset // page) * page
+    end = min((offset + length) // page * page, len(memory))
+    if end > start:
+        memory.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+
 def last_row(pointer: int, rows: int, width: int, dtype: np.dtype[np.generic]) -> FloatArray:
     """A float32 copy of the last ``width`` elements of a ``[rows, width]`` host buffer at
     ``pointer`` (only that row is read, not the whole buffer)."""
