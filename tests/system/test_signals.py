@@ -216,6 +216,25 @@ def test_refused_second_daemon_leaves_the_first_reachable(fleet: DaemonFleet) ->
     first.wait_ready(timeout_s=10)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a second daemon opens the ledger (Components.open) before it checks the "
+    "socket, and on its way out writes a periodic checkpoint into the running daemon's ledger",
+)
+def test_refused_second_daemon_writes_nothing_to_the_ledger(fleet: DaemonFleet) -> None:
+    """A daemon refused because another one serves the socket leaves the running daemon's
+    ledger alone: the ledger has one writer, and no checkpoint appears from the refused one."""
+    config = fleet.config(ledger={"checkpoint_every_s": 300})
+    first = fleet.spawn(config, name="first")
+    first.wait_ready()
+    with LedgerReader(state_dir() / "ledger.sqlite3") as reader:
+        before = len(reader.checkpoints())
+    second = fleet.spawn(config, name="second")
+    assert second.wait(60) == EX_CONFIG
+    with LedgerReader(state_dir() / "ledger.sqlite3") as reader:
+        assert len(reader.checkpoints()) == before
+
+
 def test_stale_socket_file_is_replaced(fleet: DaemonFleet) -> None:
     """A socket file nobody listens on (left by a crash) is removed and the daemon serves on
     a fresh socket at the same path."""

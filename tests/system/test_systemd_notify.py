@@ -141,3 +141,21 @@ async def test_notify_ready_watchdog_reload_and_stop(
     stopping = await systemd.until("STOPPING", "1", timeout_s=20)
     assert stopping > reloaded
     assert await daemon.wait_async(2.0 + EXIT_SLACK_S) == 0, daemon.describe()
+
+
+async def test_sigterm_while_the_model_loads(fleet: DaemonFleet, systemd: FakeSystemd) -> None:
+    """SIGTERM as soon as the daemon says it is loading the model (systemd stopping a unit
+    that is still starting): ``STOPPING=1``, no ``READY=1`` after it (the load is abandoned,
+    or, if the signal lost the race, finished before), exit 0, socket removed."""
+    daemon = fleet.spawn(fleet.config(grace_period_s=2.0), env={"NOTIFY_SOCKET": systemd.address})
+    await systemd.until("STATUS", "listening; loading the model", timeout_s=90.0)
+    daemon.signal(signal.SIGTERM)
+    stopping = await systemd.until("STOPPING", "1", timeout_s=20)
+    assert await daemon.wait_async(2.0 + EXIT_SLACK_S) == 0, daemon.describe()
+    while True:  # whatever else was sent before the socket closed
+        try:
+            await systemd.next(0.2)
+        except TimeoutError:
+            break
+    assert systemd.index("READY", start=stopping) is None
+    assert not daemon.socket.exists()
