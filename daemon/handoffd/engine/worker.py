@@ -200,6 +200,8 @@ class EngineWorker:
         self._prefilling.remove(request)
         if not request.finished:
             self._decoding.append(request)
+            # rows in slot order: the runner then reads the batch's logits without a copy
+            self._decoding.sort(key=lambda r: r.slot)
         post(out)
 
     def _decode_step(self) -> None:
