@@ -61,13 +61,8 @@ def _manifest_facts(path: Path, verify: bool) -> dict[str, str]:
         return {}
     from handoffd.engine.manifest import verify_manifest
 
-    manifest: Any = verify_manifest(path)
-    facts: dict[str, str] = {}
-    for key in ("name", "source", "precision"):
-        value = manifest.get(key) if isinstance(manifest, Mapping) else getattr(manifest, key, None)
-        if isinstance(value, str) and value:
-            facts[key] = value
-    return facts
+    manifest = verify_manifest(path)  # ModelError when a file is missing or altered
+    return {"name": manifest.name, "source": manifest.source, "precision": manifest.precision}
 
 
 def _precision(spec: ModelSpec, runner_dtype: str) -> str:
