@@ -175,3 +175,18 @@ async def test_unavailable_provider_falls_back_to_cpu_with_a_warning(
         assert warned[0]["log_level"] == "warning"
     finally:
         await engine.aclose()
+
+
+async def test_tampered_model_file_fails_the_manifest_check(
+    tiny_genai_model: Path, tmp_path: Path
+) -> None:
+    """With verify_manifest on, a changed file refuses to load; with it off, the model loads."""
+    folder = shutil.copytree(tiny_genai_model, tmp_path / "model")
+    with (folder / "tokenizer_config.json").open("a") as fh:
+        fh.write(" ")
+    with pytest.raises(ModelError):
+        LocalEngine.load(ModelSettings(path=folder, providers=("CPUExecutionProvider",)))
+    unchecked = LocalEngine.load(
+        ModelSettings(path=folder, providers=("CPUExecutionProvider",), verify_manifest=False)
+    )
+    await unchecked.aclose()
