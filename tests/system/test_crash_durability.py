@@ -50,7 +50,7 @@ MAX_TOKENS = 8
 #: USD per million tokens: a handoff of the 4-word reply costs ~$0.008, its worst case ~$0.016
 OUTPUT_PRICE = 2000.0
 CAPPED_APP = "capped"
-CAPPED_RULE = "budget.capped.day"
+CAPPED_RULE = "budget.capped.month"
 CAPPED_USD = 0.30
 RESERVATION_TTL_S = 10.0
 PROMPT_MARK = "crash-safe widget question"
@@ -83,7 +83,12 @@ def _policy(path: Path) -> Path:
                 CAPPED_APP: {
                     "budgets": {
                         "limits": [
-                            {"id": CAPPED_RULE, "scope": "app", "period": "day", "usd": CAPPED_USD}
+                            {
+                                "id": CAPPED_RULE,
+                                "scope": "app",
+                                "period": "month",
+                                "usd": CAPPED_USD,
+                            }
                         ]
                     }
                 }
