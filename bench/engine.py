@@ -1,6 +1,6 @@
 """Local engine speed: handoffd vs onnxruntime-genai's generator vs Optimum vs transformers.
 
-    python bench/engine.py [--runs 5] [--new-tokens 128] [--model DIR] [--skip-optimum]
+    python bench/engine.py [--group all|default|optimum] [--runs 5] [--new-tokens 128]
 
 Two model folders of the same checkpoint (SmolLM2-135M-Instruct):
 
@@ -187,79 +187,76 @@ def _table(contenders: list[Contender], baseline: str, note: str) -> str:
     return "\n".join(rows) + ("\n\n" + note if note else "")
 
 
-def drive(args: argparse.Namespace) -> str:
+def _contenders(group: str, args: argparse.Namespace) -> tuple[Path, list[Contender]]:
     from handoffd.modelbuild.buildenv import ensure_build_env
 
     me = [sys.executable, str(ROOT / "bench" / "_engine_workers.py")]
     worker = str(ROOT / "bench" / "_ref_worker.py")
-    model = _default_model(args.model)
-    groups: list[tuple[str, Path, list[Contender]]] = []
-    genai_python = str(ensure_build_env("genai"))
-    groups.append(("default", model, [
-        Contender("handoffd (in-process)", "default",
-                  [*me, "handoffd", "--model", str(model)]),
-        Contender("handoffd (gRPC stream)", "default",
-                  [*me, "grpc", "--model", str(model)]),
-        Contender("onnxruntime-genai generator", "default",
-                  [genai_python, worker, "--kind", "genai", "--model", str(model)]),
-        Contender("naive onnxruntime loop", "default",
-                  [*me, "naive", "--model", str(model)]),
-    ]))
-    if not args.skip_optimum:
-        hf, onnx_dir, optimum_python = _optimum_export()
-        groups.append(("optimum", onnx_dir, [
-            Contender("handoffd (in-process)", "optimum",
-                      [*me, "handoffd", "--model", str(onnx_dir)]),
-            Contender("Optimum ORTModelForCausalLM.generate", "optimum",
-                      [str(optimum_python), worker, "--kind", "optimum", "--model",
-                       str(onnx_dir)]),
-            Contender("transformers eager (torch, fp32)", "optimum",
-                      [str(optimum_python), worker, "--kind", "transformers", "--model", str(hf)]),
-            Contender("naive onnxruntime loop", "optimum",
-                      [*me, "naive", "--model", str(onnx_dir)]),
-        ]))
-    sections = []
-    for name, folder, contenders in groups:
-        ids = _prompt_ids(folder)
-        request = {"text": PROMPT, "ids": ids, "new_tokens": args.new_tokens}
+    if group == "default":
+        model = _default_model(args.model)
+        genai_python = str(ensure_build_env("genai"))
+        return model, [
+            Contender("handoffd (in-process)", group, [*me, "handoffd", "--model", str(model)]),
+            Contender("handoffd (gRPC stream)", group, [*me, "grpc", "--model", str(model)]),
+            Contender("onnxruntime-genai generator", group,
+                      [genai_python, worker, "--kind", "genai", "--model", str(model)]),
+            Contender("naive onnxruntime loop", group, [*me, "naive", "--model", str(model)]),
+        ]
+    hf, onnx_dir, optimum_python = _optimum_export()
+    return onnx_dir, [
+        Contender("handoffd (in-process)", group, [*me, "handoffd", "--model", str(onnx_dir)]),
+        Contender("Optimum ORTModelForCausalLM.generate", group,
+                  [str(optimum_python), worker, "--kind", "optimum", "--model", str(onnx_dir)]),
+        Contender("transformers eager (torch, fp32)", group,
+                  [str(optimum_python), worker, "--kind", "transformers", "--model", str(hf)]),
+        Contender("naive onnxruntime loop", group, [*me, "naive", "--model", str(onnx_dir)]),
+    ]
+
+
+def run_group(group: str, args: argparse.Namespace) -> str:
+    """Measure one model folder's contenders round-robin; its markdown section."""
+    folder, contenders = _contenders(group, args)
+    ids = _prompt_ids(folder)
+    request = {"text": PROMPT, "ids": ids, "new_tokens": args.new_tokens}
+    try:
         for c in contenders:
-            print(f"[{name}] starting {c.label}", file=sys.stderr)
+            print(f"[{group}] starting {c.label}", file=sys.stderr)
             c.start()
             c.ask(request)  # warm-up
         for round_ in range(args.runs):
             for c in contenders:
                 c.runs.append(c.ask(request))
                 last = c.runs[-1]
-                print(f"[{name}] round {round_ + 1}/{args.runs} {c.label}: "
+                print(f"[{group}] round {round_ + 1}/{args.runs} {c.label}: "
                       f"{last['decode_tok_s']:.1f} tok/s, ttft {last['ttft_ms']:.0f} ms, "
                       f"{last['tokens']} tokens", file=sys.stderr)
         for c in contenders:
             c.extra = c.ask({"cmd": "rss"})
+    finally:
+        for c in contenders:
             c.stop()
-        inproc = contenders[0].extra
-        if name == "default":
-            title = (f"**Default model** ({folder.name}: onnxruntime-genai build, "
-                     f"{len(ids)}-token prompt, {args.new_tokens} new tokens)")
-            table = _table(contenders, "onnxruntime-genai generator",
-                           f"Event-loop lag while handoffd generates (1 ms probe): p99 "
-                           f"{inproc.get('lag_p99_ms', 0):.1f} ms, max "
-                           f"{inproc.get('lag_max_ms', 0):.1f} ms.")
-        else:
-            title = (f"**Optimum fp32 export** of the same checkpoint ({len(ids)}-token prompt, "
-                     f"{args.new_tokens} new tokens)")
-            table = _table(contenders, "Optimum ORTModelForCausalLM.generate",
-                           f"Event-loop lag p99 {inproc.get('lag_p99_ms', 0):.1f} ms.")
-        sections.append(f"{title}\n\n{table}")
-    header = (
-        "## Local engine: decode speed and time to first token\n\n"
-        f"`python bench/engine.py --runs {args.runs} --new-tokens {args.new_tokens}` on "
-        f"{machine()}, {today()}; load average at the end {load_average()} (the machine is "
-        "shared: contenders run round-robin so that load hits them alike). Greedy, CPU "
-        "execution provider, median of "
-        f"{args.runs} runs after one warm-up, each contender in its own process (peak RSS = "
-        "its VmHWM; for gRPC, the daemon's)."
+    lag = contenders[0].extra
+    lag_note = (f"Event-loop lag while handoffd generates (1 ms sleep probe on its loop): p99 "
+                f"{lag.get('lag_p99_ms', 0):.1f} ms, max {lag.get('lag_max_ms', 0):.1f} ms.")
+    if group == "default":
+        title = (f"## Local engine, default model: decode speed and TTFT\n\n"
+                 f"Model folder {folder.name} (onnxruntime-genai builder, int8).")
+        table = _table(contenders, "onnxruntime-genai generator", lag_note)
+    else:
+        title = ("## Local engine, Optimum fp32 export of the same checkpoint\n\n"
+                 f"Model folder {folder.name} (optimum-cli, text-generation-with-past); "
+                 "transformers eager runs the fp32 checkpoint it was exported from.")
+        table = _table(contenders, "Optimum ORTModelForCausalLM.generate", lag_note)
+    method = (
+        f"`python bench/engine.py --group {group} --runs {args.runs} --new-tokens "
+        f"{args.new_tokens}` on {machine()}, {today()}; load average at the end "
+        f"{load_average()} (a shared machine: contenders run round-robin, one generation each "
+        f"per round, so that load from other work hits them alike). Greedy, CPU execution "
+        f"provider, {len(ids)}-token chat prompt, {args.new_tokens} new tokens, median of "
+        f"{args.runs} runs after one warm-up; each contender in its own process (peak RSS = its "
+        "VmHWM; for gRPC, the daemon's)."
     )
-    return header + "\n\n" + "\n\n".join(sections) + "\n"
+    return f"{title}\n\n{method}\n\n{table}\n"
 
 
 def main() -> None:
@@ -267,13 +264,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--model", help="default-model folder (default: the daemon's)")
-    parser.add_argument("--skip-optimum", action="store_true")
+    parser.add_argument("--group", choices=["all", "default", "optimum"], default="all")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    markdown = drive(args)
-    print(markdown)
-    if not args.no_write:
-        write_section("engine", markdown)
+    for group, section in (("default", "engine"), ("optimum", "engine-optimum")):
+        if args.group not in ("all", group):
+            continue
+        markdown = run_group(group, args)
+        print(markdown)
+        if not args.no_write:
+            write_section(section, markdown)
 
 
 if __name__ == "__main__":
