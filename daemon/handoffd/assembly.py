@@ -12,8 +12,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from handoffd.cloud import CloudClient
 from handoffd.ledger import AuditLedger, load_or_create_hmac_key, load_or_create_signing_key
 from handoffd.logsetup import get_logger
 from handoffd.metrics import Metrics
@@ -21,6 +21,9 @@ from handoffd.pipeline import ChatPipeline, LocalModel
 from handoffd.pipeline.handoff import CloudLeg
 from handoffd.policy import BudgetLedger, CloudAdmission, PolicyEvaluator, PolicyHolder, RateLimiter
 from handoffd.settings import Settings, state_dir
+
+if TYPE_CHECKING:
+    from handoffd.cloud import CloudClient
 
 log = get_logger(__name__)
 
@@ -66,6 +69,9 @@ class Components:
                 ledger=ledger, policy=policy, limiter=RateLimiter(), _closers=closers
             )
             if targets:
+                # imported only when configured: the OpenAI SDK costs ~2 s of start-up CPU
+                from handoffd.cloud import CloudClient
+
                 components.cloud = CloudClient(settings.cloud)
                 closers.append(components.cloud.aclose)
                 components.budget = await BudgetLedger.open(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -58,6 +60,22 @@ AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["Audit"].full_name
 HEALTH_NAMES = ("", SERVICE_NAME)
 
 
+def _lock_state_dir(path: Path) -> IO[bytes]:
+    """Hold an exclusive lock on the state directory for the daemon's lifetime: two daemons
+    must never write the same ledger and budget store."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = (path / "handoffd.lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise ConfigError(
+            f"{path} is in use by another handoffd (its lock is held): stop it first, or give "
+            "this one its own state directory (STATE_DIRECTORY)"
+        ) from None
+    return lock
+
+
 def _prepare_socket(path: Path) -> None:
     """Create the socket's directory (0750) and remove a stale socket file.
 
@@ -89,19 +107,33 @@ class Daemon:
     metrics: Metrics
     service: ServiceLifecycle
     socket_path: Path
+    state_lock: IO[bytes] | None = None
     servers: list[grpc.aio.Server] = field(default_factory=list)
     app_sockets: list[Path] = field(default_factory=list)
     http: HttpServer | None = None
     metrics_server: MetricsServer | None = None
     tcp_port: int | None = None
     engine: LocalEngine | None = None
+    #: set once the main socket is bound: only then is it ours to remove
+    bound_main_socket: bool = False
+    _loading: asyncio.Future[LocalEngine] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Daemon:
         """Open the components and start listening (health NOT_SERVING until :meth:`load`)."""
+        socket_path = settings.server.resolved_socket()
+        # refuse before touching any state: a second daemon must not open the first one's
+        # ledger or budgets, nor remove its socket on the way out
+        _prepare_socket(socket_path)
+        state_lock = _lock_state_dir(state_dir())
         service = ServiceLifecycle.from_env()
         await service.start()
-        components = await Components.open(settings)
+        try:
+            components = await Components.open(settings)
+        except BaseException:
+            state_lock.close()
+            await service.close()
+            raise
         token_file = settings.auth.token_file or default_token_file(state_dir())
         auth = Authenticator(settings.auth, TokenStore(token_file))
         await asyncio.to_thread(auth.load_tokens)
@@ -113,7 +145,8 @@ class Daemon:
             auth=auth,
             metrics=Metrics(),
             service=service,
-            socket_path=settings.server.resolved_socket(),
+            socket_path=socket_path,
+            state_lock=state_lock,
         )
         try:
             await daemon._listen()
@@ -161,6 +194,7 @@ class Daemon:
         try:
             main.add_insecure_port(f"unix://{self.socket_path}")
             await main.start()
+            self.bound_main_socket = True
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, mode)
@@ -203,7 +237,11 @@ class Daemon:
         """Load the model off the event loop, then start serving."""
         self.service.status("listening; loading the model")
         log.info("model.loading", path=str(self.settings.model.resolved_path()))
-        engine = await asyncio.to_thread(LocalEngine.load, self.settings.model)
+        # a future of our own: if SIGTERM cancels load(), stop() still gets and closes the engine
+        self._loading = asyncio.ensure_future(
+            asyncio.to_thread(LocalEngine.load, self.settings.model)
+        )
+        engine = await asyncio.shield(self._loading)
         self.engine = engine
         info = engine.info
         log.info(
@@ -238,16 +276,22 @@ class Daemon:
         if self.http is not None:
             await self.http.stop()
         await asyncio.gather(*(s.stop(self.settings.server.grace_period_s) for s in self.servers))
+        if self.engine is None and self._loading is not None:
+            with contextlib.suppress(Exception):
+                self.engine = await self._loading  # let the load finish, then close it
         if self.engine is not None:
             await self.engine.aclose()
         await self.components.aclose()
         if self.metrics_server is not None:
             self.metrics_server.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        if self.bound_main_socket:
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
         for path in self.app_sockets:
             remove_app_socket(path)
         await self.service.close()
+        if self.state_lock is not None:
+            self.state_lock.close()
         log.info("server.stopped")
 
 
@@ -256,6 +300,8 @@ async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # until the reload handler is installed (after the model loads), SIGHUP must not kill us
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("server.reload_ignored_starting"))
     daemon = await Daemon.start(settings)
     try:
         load = asyncio.create_task(daemon.load())

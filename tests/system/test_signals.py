@@ -200,11 +200,6 @@ def test_second_daemon_on_a_busy_socket_exits_78(fleet: DaemonFleet) -> None:
     assert first.running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the refused second daemon's cleanup (Daemon.stop) unlinks the running "
-    "daemon's socket file, so clients can no longer reach the first daemon",
-)
 def test_refused_second_daemon_leaves_the_first_reachable(fleet: DaemonFleet) -> None:
     """After a second daemon was refused the socket, the first daemon still answers on it."""
     config = fleet.config()
@@ -216,11 +211,6 @@ def test_refused_second_daemon_leaves_the_first_reachable(fleet: DaemonFleet) ->
     first.wait_ready(timeout_s=10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a second daemon opens the ledger (Components.open) before it checks the "
-    "socket, and on its way out writes a periodic checkpoint into the running daemon's ledger",
-)
 def test_refused_second_daemon_writes_nothing_to_the_ledger(fleet: DaemonFleet) -> None:
     """A daemon refused because another one serves the socket leaves the running daemon's
     ledger alone: the ledger has one writer, and no checkpoint appears from the refused one."""
@@ -251,11 +241,6 @@ def test_stale_socket_file_is_replaced(fleet: DaemonFleet) -> None:
     assert daemon.wait(5.0 + EXIT_SLACK_S) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after refusing a non-socket file at server.socket, Daemon.start's cleanup "
-    "(Daemon.stop) unlinks that file: the daemon deletes a file it does not own",
-)
 def test_non_socket_file_at_the_socket_path_is_not_touched(fleet: DaemonFleet) -> None:
     """A regular file where the socket should go is a configuration error (exit 78 with a
     message) and is left in place: the daemon only ever removes sockets."""

@@ -18,8 +18,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from handoffd.cloud import CloudClient
 from handoffd.domain import Message, Reason, Usage
 from handoffd.errors import (
     CloudError,
@@ -34,6 +34,9 @@ from handoffd.logsetup import get_logger
 from handoffd.pipeline.plan import Plan
 from handoffd.policy import CloudAdmission
 from handoffd.privacy import FAIL_CLOSED_RULE, PlaceholderRestorer, RedactionResult, Redactor
+
+if TYPE_CHECKING:  # the OpenAI SDK is imported only when a cloud target is configured
+    from handoffd.cloud import CloudClient
 
 log = get_logger(__name__)
 
