@@ -117,6 +117,7 @@ class Daemon:
     #: set once the main socket is bound: only then is it ours to remove
     bound_main_socket: bool = False
     _loading: asyncio.Future[LocalEngine] | None = None
+    _gauges: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Daemon:
@@ -254,6 +255,8 @@ class Daemon:
         )
         pipeline = self.components.pipeline(engine, self.settings, self.metrics)
         self.state.pipeline = pipeline
+        self.state.queued_requests = lambda: engine.stats.queued
+        self._gauges = asyncio.create_task(self._update_gauges(), name="metrics-gauges")
         self.state.ready = True
         for name in HEALTH_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -262,6 +265,17 @@ class Daemon:
         self.service.ready(
             f"serving {info.name} on {info.execution_provider}; policy {pipeline.policy_hash[:12]}"
         )
+
+    async def _update_gauges(self) -> None:
+        """Queue depth, active requests and breaker states, once a second."""
+        while True:
+            pipeline, engine = self.state.pipeline, self.engine
+            if pipeline is not None and engine is not None:
+                self.metrics.set_queue_depth(engine.stats.queued)
+                self.metrics.set_active_requests(self.state.active_requests)
+                for name, _, breaker in pipeline.cloud_targets():
+                    self.metrics.set_breaker_state(name, breaker)
+            await asyncio.sleep(1.0)
 
     async def reload_policy(self) -> str:
         outcome = await self.components.policy.reload()
@@ -272,6 +286,8 @@ class Daemon:
         self.service.stopping(f"draining {self.state.active_requests} requests")
         self.state.ready = False
         self.metrics.set_ready(False)
+        if self._gauges is not None:
+            self._gauges.cancel()
         await self.health.enter_graceful_shutdown()
         if self.http is not None:
             await self.http.stop()

@@ -109,6 +109,10 @@ async def test_prefer_cloud_is_answered_by_the_cloud_and_ledgered(
     assert entries[-1].settled_cost_usd == pytest.approx(response.cost_usd)
     assert "Explain TCP" not in str(entries)  # only a keyed hash of the prompt is stored
     assert verify_ledger(state_dir() / "ledger.sqlite3").ok
+    status = await stub.Status(pb.StatusRequest())
+    assert [(t.name, t.model, t.breaker) for t in status.cloud_targets] == [
+        ("cloud", "fake-model", "closed")
+    ]
 
 
 async def test_stream_from_the_cloud(stub: pb_grpc.HandoffdStub) -> None:

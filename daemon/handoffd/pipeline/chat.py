@@ -92,6 +92,10 @@ class ChatPipeline:
     def model(self) -> LocalModel:
         return self._model
 
+    def cloud_targets(self) -> list[tuple[str, str, str]]:
+        """(name, model, breaker state) per configured cloud target."""
+        return self._cloud.target_status() if self._cloud is not None else []
+
     @property
     def policy_hash(self) -> str:
         return self._policy.current.hash

@@ -97,6 +97,13 @@ class CloudLeg:
         self._ledger = ledger
         self._redactor = Redactor()
 
+    def target_status(self) -> list[tuple[str, str, str]]:
+        """(name, model, breaker state) of every cloud target."""
+        return [
+            (name, self._cloud.target(name).model, self._cloud.breaker_state(name))
+            for name in self._cloud.targets()
+        ]
+
     def redact(self, plan: Plan) -> RedactionResult:
         texts = [m.content for m in plan.request.messages]
         findings = plan.findings or tuple(() for _ in texts)

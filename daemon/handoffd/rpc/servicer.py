@@ -35,6 +35,9 @@ class ServingState:
     started: float = field(default_factory=time.monotonic)
     active_requests: int = 0
 
+    #: how many requests wait for the engine (set by the server once the model is loaded)
+    queued_requests: Callable[[], int] = lambda: 0
+
     def require_pipeline(self) -> ChatPipeline:
         if self.pipeline is None or not self.ready:
             raise Unavailable("the model is still loading (or the daemon is stopping): retry soon")
@@ -113,7 +116,12 @@ class HandoffdServicer(pb_grpc.HandoffdServicer):
             execution_provider=info.execution_provider if info else "",
             uptime_s=time.monotonic() - self._state.started,
             active_requests=self._state.active_requests,
+            queued_requests=self._state.queued_requests(),
             policy_hash=pipeline.policy_hash if pipeline is not None else "",
+            cloud_targets=[
+                pb.CloudTargetStatus(name=name, model=model, breaker=breaker)
+                for name, model, breaker in (pipeline.cloud_targets() if pipeline else [])
+            ],
         )
 
     @unary_errors
