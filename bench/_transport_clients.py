@@ -56,11 +56,12 @@ class StreamTiming:
 class LocalRun:
     """One local generation: the client's timing, the daemon's stamps for it (``enter``,
     ``first_delta``, ``last_delta`` of ``pipeline.stream``) and CPU seconds spent meanwhile by
-    the daemon process and by this (client) process."""
+    the daemon process, by its event-loop thread, and by this (client) process."""
 
     timing: StreamTiming
     stamps: dict[str, float]
     daemon_cpu_s: float
+    loop_cpu_s: float
     client_cpu_s: float
 
     @property
@@ -89,7 +90,10 @@ class LocalRun:
         return (tokens - 1) / elapsed if tokens > 1 and elapsed > 0 else 0.0
 
     def cpu_ms_per_token(self, which: str) -> float:
-        seconds = self.daemon_cpu_s if which == "daemon" else self.client_cpu_s
+        """``which``: "daemon" (whole process), "loop" (its event-loop thread) or "client"."""
+        seconds = {"daemon": self.daemon_cpu_s, "loop": self.loop_cpu_s}.get(
+            which, self.client_cpu_s
+        )
         return seconds * 1000.0 / max(1, self.timing.tokens)
 
 
@@ -206,6 +210,10 @@ class Child:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
 
 
 def quantile(values: list[float], q: float) -> float:

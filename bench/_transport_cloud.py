@@ -5,6 +5,10 @@
 Every chat request waits ``--first-byte-ms`` before the first byte of its answer
 (:class:`tests.fakecloud.SlowFirstByte`), then streams :data:`REPLY` word by word. Writes
 ``{"url": ...}`` on stdout once listening, and stops when stdin closes.
+
+It doubles as the control for the daemon's event-loop lag: ``{"cmd": "probe_start"}`` /
+``{"cmd": "probe_stop"}`` run the same 1 ms sleep loop in this (otherwise idle) process, so the
+machine's own scheduling delays can be told apart from the daemon's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _lagprobe import LagProbe  # noqa: E402
 
 from tests.fakecloud import FakeCloud, SlowFirstByte  # noqa: E402
 
@@ -33,7 +39,16 @@ async def serve(first_byte_s: float) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        await reader.read()  # until the driver closes stdin
+        probe = LagProbe()
+        while line := await reader.readline():  # until the driver closes stdin
+            cmd = json.loads(line)["cmd"]
+            if cmd == "probe_start":
+                probe.start()
+                print(json.dumps({"ok": True}), flush=True)
+            elif cmd == "probe_stop":
+                print(json.dumps({"lags_ms": await probe.stop()}), flush=True)
+            else:
+                print(json.dumps({"error": f"unknown command {cmd!r}"}), flush=True)
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ else the process prints goes to stderr):
   loop that sleeps 1 ms in a loop and records each overshoot; stop it and return the overshoots;
 * ``{"cmd": "stamps"}``: the per-request timestamps recorded since the last call (see
   :class:`RequestStamps`), then forget them; with the process's CPU seconds;
-* ``{"cmd": "cpu"}``: the process's CPU seconds (user + system, all threads);
+* ``{"cmd": "cpu"}``: CPU seconds of the process and of its event-loop thread;
+* ``{"cmd": "fill_budget", "rows": N}``: write N settled reservations of this month into the
+  budget store (a month of history);
 * ``{"cmd": "fsync_probe"}``: ms of 20 x (4 KiB append + fsync) next to the ledger.
 
 The first line written is ``{"ready": true, "socket": ..., "http_port": ..., "token": ...}``
@@ -27,17 +29,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import contextvars
+import datetime as dt
 import json
 import os
+import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
+from _lagprobe import LagProbe
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POLICY = ROOT / "policies" / "default.yaml"
@@ -126,36 +131,32 @@ class RequestStamps:
         return records
 
 
-class LagProbe:
-    """Sleeps 1 ms in a loop in the daemon's event loop and records how late each wake-up is."""
-
-    def __init__(self) -> None:
-        self.lags_ms: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            start = time.perf_counter()
-            await asyncio.sleep(0.001)
-            self.lags_ms.append(max(0.0, time.perf_counter() - start - 0.001) * 1000.0)
-
-    def start(self) -> None:
-        self.lags_ms = []
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> list[float]:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        return self.lags_ms
-
-
-def process_cpu_s() -> float:
-    """CPU seconds (user + system) of this whole process, every thread included."""
+def cpu_now() -> dict[str, float]:
+    """CPU seconds (user + system) of this whole process (every thread: onnxruntime's too), and
+    of the calling thread, the event loop's: the pipeline's and the transports' Python work."""
     times = os.times()
-    return times.user + times.system
+    return {"cpu_s": times.user + times.system, "loop_cpu_s": time.thread_time()}
+
+
+def fill_budget(path: Path, rows: int) -> int:
+    """Write ``rows`` settled reservations (app ``default``, 10 nano-USD each, far below every
+    budget), spread evenly over the current UTC month so far, into the budget store at
+    ``path`` through a second connection (WAL: the daemon's own connection stays open)."""
+    now = time.time()
+    month_start = dt.datetime.now(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    step = (now - month_start.timestamp()) / (rows + 1)
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        with db:
+            db.executemany(
+                "INSERT INTO budget_reservations (id, app, target, request_id, created_at, "
+                "expires_at, reserved_nanos, settled_nanos, state) "
+                "VALUES (?, 'default', 'cloud', '', ?, ?, 1000, 10, 'settled')",
+                ((uuid.uuid4().hex, now - (i + 1) * step, now) for i in range(rows)),
+            )
+    finally:
+        db.close()
+    return rows
 
 
 def fsync_probe(directory: Path, count: int) -> list[float]:
@@ -264,9 +265,14 @@ async def serve(args: argparse.Namespace, out: IO[str]) -> None:
             elif cmd == "probe_stop":
                 reply({"lags_ms": await probe.stop()})
             elif cmd == "stamps":
-                reply({"records": stamps.take(), "cpu_s": process_cpu_s()})
+                reply({"records": stamps.take(), **cpu_now()})
             elif cmd == "cpu":
-                reply({"cpu_s": process_cpu_s()})
+                reply(cpu_now())
+            elif cmd == "fill_budget":
+                if daemon.components.budget is None:
+                    raise RuntimeError("no budget store: is a cloud target configured?")
+                path = daemon.components.budget.path
+                reply({"rows": await asyncio.to_thread(fill_budget, path, command["rows"])})
             elif cmd == "fsync_probe":
                 reply({"ms": await asyncio.to_thread(fsync_probe, Path(args.state), 20)})
             else:

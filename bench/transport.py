@@ -1,8 +1,9 @@
 """Transport and handoff costs: in-process vs gRPC vs the HTTP facade, cloud handoff TTFT, and
 the daemon's event-loop lag while it generates.
 
-    python bench/transport.py [--runs 5] [--new-tokens 128] [--cloud-runs 25] [--model DIR]
-                              [--first-byte-ms 100] [--streams 4] [--no-write] [--strict]
+    python bench/transport.py [--runs 5] [--new-tokens 128] [--cloud-runs 40] [--model DIR]
+                              [--first-byte-ms 100] [--streams 4] [--budget-rows 30000]
+                              [--no-write] [--json PATH] [--strict]
 
 Three processes: a real handoffd (``bench/_transport_daemon.py``: gRPC on a Unix socket, the
 HTTP facade on loopback, the default policy with its rate limits raised), the test suite's
@@ -18,7 +19,9 @@ byte, then streams word by word), and this driver, which is the client.
    gRPC ``ChatStream`` PREFER_CLOUD through handoffd (privacy scan, policy, router, redaction,
    ledger intent, rate limits, budget reservation, cloud call), alternating, ``--cloud-runs``
    each after two warm-ups. The daemon stamps each step (its own objects wrapped on the instance)
-   so the extra time is broken down.
+   so the extra time is broken down. Then the same again (half as many runs) after
+   ``--budget-rows`` settled reservations of the current month were written to the budget
+   store, as a device that hands off ~1,000 requests a day has after a month.
 3. Event-loop lag: a task in the daemon's loop sleeps 1 ms in a loop and records the overshoot,
    idle (baseline) and while ``--streams`` gRPC streams generate at once.
 """
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import sys
 import tempfile
 import time
@@ -101,14 +106,20 @@ async def local_phase(
         )
 
     async def measured(way: str) -> LocalRun:
-        daemon_cpu = (await daemon.ask({"cmd": "cpu"}))["cpu_s"]
+        before = await daemon.ask({"cmd": "cpu"})
         client_cpu = time.process_time()
         timing = await run(way)
         client_cpu = time.process_time() - client_cpu
         after = await daemon.ask({"cmd": "stamps"})
         if len(after["records"]) != 1:
             raise RuntimeError(f"{way}: {len(after['records'])} pipeline calls for one request")
-        return LocalRun(timing, after["records"][0], after["cpu_s"] - daemon_cpu, client_cpu)
+        return LocalRun(
+            timing,
+            after["records"][0],
+            daemon_cpu_s=after["cpu_s"] - before["cpu_s"],
+            loop_cpu_s=after["loop_cpu_s"] - before["loop_cpu_s"],
+            client_cpu_s=client_cpu,
+        )
 
     warm_up = {"cmd": "inprocess", "text": PROMPT, "new_tokens": 16}
     await daemon.ask(warm_up)
@@ -132,22 +143,36 @@ async def local_phase(
 
 
 async def lag_phase(
-    daemon: Child, stub: pb_grpc.HandoffdStub, args: argparse.Namespace
+    daemon: Child, control: Child, stub: pb_grpc.HandoffdStub, args: argparse.Namespace
 ) -> dict[str, Any]:
-    await daemon.ask({"cmd": "probe_start"})
+    """The daemon's loop lag, idle and while ``--streams`` streams generate; the same probe in
+    the (idle) FakeCloud process at the same time is the control for the machine's own delays."""
+    probes = (daemon, control)
+    await asyncio.gather(*(p.ask({"cmd": "probe_start"}) for p in probes))
     await asyncio.sleep(2.0)
-    idle = (await daemon.ask({"cmd": "probe_stop"}))["lags_ms"]
+    idle, control_idle = (
+        r["lags_ms"] for r in await asyncio.gather(*(p.ask({"cmd": "probe_stop"}) for p in probes))
+    )
     request = chat_request(PROMPT, args.new_tokens, pb.LOCAL_ONLY)
-    await daemon.ask({"cmd": "probe_start"})
+    await asyncio.gather(*(p.ask({"cmd": "probe_start"}) for p in probes))
     streams = await asyncio.gather(
         *(grpc_stream(stub, request, pb.LOCAL) for _ in range(args.streams))
     )
-    busy = (await daemon.ask({"cmd": "probe_stop"}))["lags_ms"]
+    busy, control_busy = (
+        r["lags_ms"] for r in await asyncio.gather(*(p.ask({"cmd": "probe_stop"}) for p in probes))
+    )
     print(
-        f"[lag] {len(busy)} samples while generating, p99 {quantile(busy, 0.99):.2f} ms",
+        f"[lag] {len(busy)} samples while generating, p99 {quantile(busy, 0.99):.2f} ms "
+        f"(control process p99 {quantile(control_busy, 0.99):.2f} ms)",
         file=sys.stderr,
     )
-    return {"idle": idle, "busy": busy, "streams": list(streams)}
+    return {
+        "idle": idle,
+        "busy": busy,
+        "control_idle": control_idle,
+        "control_busy": control_busy,
+        "streams": list(streams),
+    }
 
 
 async def cloud_phase(
@@ -164,23 +189,30 @@ async def cloud_phase(
     async def via_handoffd() -> StreamTiming:
         return await grpc_stream(stub, request, pb.CLOUD)
 
+    async def rounds(count: int, label: str) -> dict[str, Any]:
+        await daemon.ask({"cmd": "stamps"})  # forget earlier requests' stamps
+        own: list[StreamTiming] = []
+        through: list[StreamTiming] = []
+        for round_ in range(count):
+            pair = (direct, via_handoffd) if round_ % 2 == 0 else (via_handoffd, direct)
+            for fn in pair:
+                (own if fn is direct else through).append(await fn())
+        stamps = (await daemon.ask({"cmd": "stamps"}))["records"]
+        print(
+            f"[cloud{label}] own TTFT p50 {median([t.ttft_ms for t in own]):.1f} ms, through "
+            f"handoffd p50 {median([t.ttft_ms for t in through]):.1f} ms",
+            file=sys.stderr,
+        )
+        return {"own": own, "through": through, "stamps": stamps}
+
     for _ in range(2):
         await direct()
         await via_handoffd()
-    await daemon.ask({"cmd": "stamps"})  # forget the warm-ups' (and the local phase's) stamps
-    own: list[StreamTiming] = []
-    through: list[StreamTiming] = []
-    for round_ in range(args.cloud_runs):
-        pair = (direct, via_handoffd) if round_ % 2 == 0 else (via_handoffd, direct)
-        for fn in pair:
-            (own if fn is direct else through).append(await fn())
-    stamps = (await daemon.ask({"cmd": "stamps"}))["records"]
-    print(
-        f"[cloud] own TTFT p50 {median([t.ttft_ms for t in own]):.1f} ms, through handoffd "
-        f"p50 {median([t.ttft_ms for t in through]):.1f} ms",
-        file=sys.stderr,
-    )
-    return {"own": own, "through": through, "stamps": stamps}
+    result = await rounds(args.cloud_runs, "")
+    if args.budget_rows > 0:
+        await daemon.ask({"cmd": "fill_budget", "rows": args.budget_rows})
+        result["history"] = await rounds(max(5, args.cloud_runs // 2), ", month of history")
+    return result
 
 
 async def drive(args: argparse.Namespace, model: Path, tmp: Path) -> dict[str, Any]:
@@ -222,7 +254,7 @@ async def drive(args: argparse.Namespace, model: Path, tmp: Path) -> dict[str, A
         async with grpc.aio.insecure_channel(f"unix://{ready['socket']}") as channel:
             stub = pb_grpc.HandoffdStub(channel)
             local = await local_phase(daemon, stub, http, args)
-            lag = await lag_phase(daemon, stub, args)
+            lag = await lag_phase(daemon, cloud_child, stub, args)
             handoff = await cloud_phase(daemon, stub, cloud, args)
             handoff["fsync_ms"] = (await daemon.ask({"cmd": "fsync_probe"}))["ms"]
         await http.close()
@@ -234,15 +266,29 @@ async def drive(args: argparse.Namespace, model: Path, tmp: Path) -> dict[str, A
         cloud_child.close()
 
 
+def _raw(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--cloud-runs", type=int, default=25)
+    parser.add_argument("--cloud-runs", type=int, default=40)
     parser.add_argument("--first-byte-ms", type=float, default=100.0)
     parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument(
+        "--budget-rows",
+        type=int,
+        default=30_000,
+        help="then repeat the handoff runs with this many settled reservations of the current "
+        "month in the budget store (0: skip)",
+    )
     parser.add_argument("--model", help="model folder (default: the built default model)")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a must-show fails")
     args = parser.parse_args()
     model, model_note = resolve_model(args.model)
@@ -255,6 +301,8 @@ def main() -> int:
         "model": model_note,
         "load": f"{load_before} before, {load_average()} after",
     }
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, default=_raw, indent=1), encoding="utf-8")
     markdown, failures = report(results, args, context)
     print(markdown)
     if not args.no_write:
