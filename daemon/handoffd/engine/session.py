@@ -74,6 +74,12 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     if intra_op_threads > 0:
         options.intra_op_num_threads = intra_op_threads
+    # Idle intra-op threads sleep instead of busy-waiting between operators, as
+    # onnxruntime-genai's generator does: on a CPU shared with other work (an edge device's
+    # apps, other requests' Python work) spinning threads starve the thread they wait for;
+    # measured on 2 busy cores, a decode step took 72 ms spinning and 40 ms without.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: onnxruntime's warnings go to our log instead
     return options
 
