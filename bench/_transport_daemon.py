@@ -17,7 +17,7 @@ else the process prints goes to stderr):
 * ``{"cmd": "cpu"}``: CPU seconds of the process and of its event-loop thread;
 * ``{"cmd": "fill_budget", "rows": N}``: write N settled reservations of this month into the
   budget store (a month of history);
-* ``{"cmd": "fsync_probe"}``: ms of 20 x (4 KiB append + fsync) next to the ledger.
+* ``{"cmd": "fsync_probe"}``: ms of 20 durable 4 KiB writes next to the ledger, two ways.
 
 The first line written is ``{"ready": true, "socket": ..., "http_port": ..., "token": ...}``
 (the token is an app token for the HTTP facade; it goes only down the pipe to the driver).
@@ -159,20 +159,30 @@ def fill_budget(path: Path, rows: int) -> int:
     return rows
 
 
-def fsync_probe(directory: Path, count: int) -> list[float]:
-    """ms for each of ``count`` 4 KiB appends + ``os.fsync`` to a file in ``directory`` (the
-    ledger's file system): the floor under a durable ledger write."""
+def fsync_probe(directory: Path, count: int) -> dict[str, list[float]]:
+    """ms of ``count`` durable 4 KiB writes to a file in ``directory`` (the ledger's file
+    system), two ways: appending + ``fsync`` (the file grows: its size is journaled too) and
+    overwriting a block in place + ``fdatasync`` (what SQLite does to a WAL being reused)."""
     path = directory / "fsync-probe.bin"
-    times = []
-    with path.open("ab") as handle:
+    result: dict[str, list[float]] = {"append_fsync": [], "overwrite_fdatasync": []}
+    with path.open("wb") as handle:
         for _ in range(count):
             start = time.perf_counter()
             handle.write(os.urandom(4096))
             handle.flush()
             os.fsync(handle.fileno())
-            times.append((time.perf_counter() - start) * 1000.0)
+            result["append_fsync"].append((time.perf_counter() - start) * 1000.0)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for i in range(count):
+            start = time.perf_counter()
+            os.pwrite(fd, os.urandom(4096), 4096 * i)
+            os.fdatasync(fd)
+            result["overwrite_fdatasync"].append((time.perf_counter() - start) * 1000.0)
+    finally:
+        os.close(fd)
     path.unlink()
-    return times
+    return result
 
 
 async def inprocess_run(pipeline: Any, text: str, new_tokens: int) -> dict[str, Any]:
@@ -274,7 +284,7 @@ async def serve(args: argparse.Namespace, out: IO[str]) -> None:
                 path = daemon.components.budget.path
                 reply({"rows": await asyncio.to_thread(fill_budget, path, command["rows"])})
             elif cmd == "fsync_probe":
-                reply({"ms": await asyncio.to_thread(fsync_probe, Path(args.state), 20)})
+                reply(await asyncio.to_thread(fsync_probe, Path(args.state), 20))
             else:
                 reply({"error": f"unknown command {cmd!r}"})
     finally:

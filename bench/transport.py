@@ -256,7 +256,7 @@ async def drive(args: argparse.Namespace, model: Path, tmp: Path) -> dict[str, A
             local = await local_phase(daemon, stub, http, args)
             lag = await lag_phase(daemon, cloud_child, stub, args)
             handoff = await cloud_phase(daemon, stub, cloud, args)
-            handoff["fsync_ms"] = (await daemon.ask({"cmd": "fsync_probe"}))["ms"]
+            handoff["fsync_ms"] = await daemon.ask({"cmd": "fsync_probe"})
         await http.close()
         await cloud.close()
         return {"local": local, "lag": lag, "cloud": handoff}
