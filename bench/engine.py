@@ -18,7 +18,7 @@ them alike. Each generation: greedy, a ~200-token chat prompt, exactly ``--new-t
 tokens (the prompt is one the model answers at length; the references force the length).
 TTFT runs from the call to the first new token; decode tok/s counts the tokens after the first.
 One warm-up generation per contender, then the median of ``--runs``. handoffd in-process also
-measures the event loop's lag (a 1 ms sleep loop) while generating.
+measures the event loop's lag (a 5 ms sleep loop) while generating.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def run_group(group: str, args: argparse.Namespace) -> str:
         for c in contenders:
             c.stop()
     lag = contenders[0].extra
-    lag_note = (f"Event-loop lag while handoffd generates (1 ms sleep probe on its loop): p99 "
+    lag_note = (f"Event-loop lag while handoffd generates (5 ms sleep probe on its loop): p99 "
                 f"{lag.get('lag_p99_ms', 0):.1f} ms, max {lag.get('lag_max_ms', 0):.1f} ms.")
     if group == "default":
         title = (f"## Local engine, default model: decode speed and TTFT\n\n"
