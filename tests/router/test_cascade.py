@@ -37,7 +37,7 @@ def run(monitor: CascadeMonitor, items: list[TokenChunk]) -> list[str]:
 def test_confident_answer_is_held_then_released_then_streams() -> None:
     """Nothing is streamed for the first K tokens; at K the held text comes in one delta; every
     later token streams as it arrives."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=3, threshold=-1.0))
+    monitor = CascadeMonitor(CascadeConfig(statistic="mean", hold_back_tokens=3, threshold=-1.0))
     steps = [monitor.feed(c) for c in chunks([-0.1, -0.2, -0.1, -3.0, -0.1])]
     assert [s.emit for s in steps] == ["", "", "t0 t1 t2 ", "t3 ", "t4 "]
     assert monitor.state is CascadeState.STREAMING
@@ -49,7 +49,7 @@ def test_confident_answer_is_held_then_released_then_streams() -> None:
 
 def test_unsure_answer_hands_off_and_nothing_is_streamed() -> None:
     """Low confidence inside the window drops the local answer: no text, a CLOUD decision."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=3, threshold=-1.0))
+    monitor = CascadeMonitor(CascadeConfig(statistic="mean", hold_back_tokens=3, threshold=-1.0))
     seen = run(monitor, chunks([-2.0, -2.5, -1.5, -0.1]))
     assert seen == []
     assert monitor.state is CascadeState.HANDED_OFF
@@ -62,7 +62,9 @@ def test_unsure_answer_hands_off_and_nothing_is_streamed() -> None:
 
 def test_flag_keeps_the_answer_and_marks_it() -> None:
     """With on_low_confidence: flag the unsure answer is released and flagged."""
-    config = CascadeConfig(hold_back_tokens=2, threshold=-1.0, on_low_confidence="flag")
+    config = CascadeConfig(
+        statistic="mean", hold_back_tokens=2, threshold=-1.0, on_low_confidence="flag"
+    )
     monitor = CascadeMonitor(config)
     seen = run(monitor, chunks([-3.0, -3.0, -0.1]))
     assert "".join(seen) == "t0 t1 t2 "
@@ -74,7 +76,9 @@ def test_flag_keeps_the_answer_and_marks_it() -> None:
 
 def test_flag_when_the_cloud_is_not_allowed() -> None:
     """When the request may not leave the device, low confidence flags instead of handing off."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=2, threshold=-1.0), can_handoff=False)
+    monitor = CascadeMonitor(
+        CascadeConfig(statistic="mean", hold_back_tokens=2, threshold=-1.0), can_handoff=False
+    )
     seen = run(monitor, chunks([-3.0, -3.0]))
     assert "".join(seen) == "t0 t1 "
     assert monitor.state is CascadeState.FLAGGED
@@ -82,7 +86,7 @@ def test_flag_when_the_cloud_is_not_allowed() -> None:
 
 def test_short_answer_is_judged_on_what_it_has() -> None:
     """An answer shorter than K is judged at finish: confident -> released."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=8, threshold=-1.0))
+    monitor = CascadeMonitor(CascadeConfig(statistic="mean", hold_back_tokens=8, threshold=-1.0))
     assert [monitor.feed(c).emit for c in chunks([-0.1, -0.2])] == ["", ""]
     final = monitor.finish()
     assert final.emit == "t0 t1 "
@@ -92,7 +96,7 @@ def test_short_answer_is_judged_on_what_it_has() -> None:
 
 def test_short_unsure_answer_hands_off_at_finish() -> None:
     """An unsure answer shorter than K hands off when it ends."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=8, threshold=-1.0))
+    monitor = CascadeMonitor(CascadeConfig(statistic="mean", hold_back_tokens=8, threshold=-1.0))
     for c in chunks([-4.0, -0.5]):
         monitor.feed(c)
     final = monitor.finish()
@@ -102,7 +106,7 @@ def test_short_unsure_answer_hands_off_at_finish() -> None:
 
 def test_empty_answer_is_not_trusted() -> None:
     """An answer with no tokens has confidence -inf and hands off."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=4, threshold=-1.0))
+    monitor = CascadeMonitor(CascadeConfig(statistic="mean", hold_back_tokens=4, threshold=-1.0))
     assert monitor.finish().handoff
 
 
@@ -133,7 +137,7 @@ def test_entropy_statistic() -> None:
 
 def test_text_override_from_an_earlier_stage() -> None:
     """Text held by an earlier stage arrives later via release() and is still held back."""
-    monitor = CascadeMonitor(CascadeConfig(hold_back_tokens=2, threshold=-1.0))
+    monitor = CascadeMonitor(CascadeConfig(statistic="mean", hold_back_tokens=2, threshold=-1.0))
     monitor.feed(TokenChunk("a", 1, -0.1), text="")
     monitor.release("a")
     step = monitor.feed(TokenChunk("b", 2, -0.1))

@@ -259,7 +259,9 @@ def test_cli_eval_calibrate_fit_from_a_full_cache(tmp_path: Path) -> None:
     assert json.loads(weights.read_text())["meta"]["split"] == "tune"
 
 
-@pytest.mark.parametrize("strategy", ["cascade.mean", "rules.prompt_tokens", "learned"])
+@pytest.mark.parametrize(
+    "strategy", ["cascade.mean", "rules.prompt_tokens", "learned", "learned+pre_score"]
+)
 async def test_calibrated_value_reproduces_the_rate_at_run_time(strategy: str) -> None:
     """The printed config value, applied by the run-time component, hands off the same tune
     items the calibration counted (no sign or off-by-one slip between eval and router)."""
@@ -293,7 +295,9 @@ async def test_calibrated_value_reproduces_the_rate_at_run_time(strategy: str) -
             decision = rules.decide(RouteInput(request, result.prompt_tokens, 4096))
             handed += decision is not None
         else:
-            weights = fit_learned(items, results, pre_score=True, model="fake")
+            weights = fit_learned(
+                items, results, pre_score=strategy == "learned+pre_score", model="fake"
+            )
             r = Router(
                 RoutingConfig(strategies=("learned",), learned=LearnedConfig(threshold=cal.value)),
                 learned=weights,

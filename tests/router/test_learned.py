@@ -117,7 +117,7 @@ def test_shipped_weights_load() -> None:
     assert model.features
     known = {*REQUEST_FEATURES, "model.pre_score_logit", "req.max_word_tokens"}
     assert set(model.features) <= known
-    assert model.meta.get("split") in ("tune", "none")
+    assert model.meta.get("split") == "tune"
 
 
 def test_fit_recovers_the_signal() -> None:

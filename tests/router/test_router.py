@@ -60,7 +60,7 @@ def test_learned_routes_both_ways_with_explained_reason() -> None:
     assert hard.strategy == "learned"
     assert hard.rule_ids[0] == "learned.cloud"
     assert "numbers of 3+ digits" in hard.reasons[0].message
-    assert hard.scores["learned.threshold"] == 0.5
+    assert hard.scores["learned.threshold"] == r.config.learned.threshold
     easy = r.decide(make_input("What is 4 * 9?"))
     assert easy.route is Route.LOCAL
     assert easy.rule_ids[0] == "learned.local"

@@ -255,7 +255,7 @@ def calibrate_command(
 )
 @click.option(
     "--pre-score/--no-pre-score",
-    default=True,
+    default=False,
     show_default=True,
     help="Use the model's self-assessment as a feature.",
 )

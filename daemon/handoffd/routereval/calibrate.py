@@ -14,7 +14,7 @@ from handoffd.schema.routing import CascadeConfig
 
 CALIBRATABLE: tuple[str, ...] = (
     "learned",
-    "learned.no_model",
+    "learned+pre_score",
     "pre_score",
     "cascade.mean",
     "cascade.min",
@@ -57,8 +57,8 @@ def calibrate(
             tune,
             results,
             cascade=cascade,
-            learned=fit_learned(items, results, pre_score=True, model=model),
-            learned_no_model=fit_learned(items, results, pre_score=False, model=model),
+            learned=fit_learned(items, results, pre_score=False, model=model),
+            learned_pre_score=fit_learned(items, results, pre_score=True, model=model),
         )
     }[strategy]
     threshold = threshold_for_rate(scored.scores, target_rate)
@@ -97,8 +97,8 @@ def snippet(cal: Calibration) -> str:
         return "\n".join(lines) + "\n"
     shown = str(int(cal.value)) if key == "max_local_prompt_tokens" else f"{cal.value:.4g}"
     lines.append(f"    {key}: {shown}")
-    if cal.strategy == "learned.no_model":
-        lines.append("    weights: learned_no_model.json  # `handoffctl router fit --no-pre-score`")
+    if cal.strategy == "learned+pre_score":
+        lines.append("    weights: learned_pre_score.json  # `handoffctl router fit --pre-score`")
     elif cal.strategy == "learned":
         lines.append(
             "    # for the weights fitted on this tune split (`handoffctl router fit`; the "

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from handoffd.router.learned import LogisticModel
-from handoffd.routereval.dataset import EvalItem, select
+from handoffd.routereval.dataset import EvalItem, dataset_digest, select
 from handoffd.routereval.fit import fit_router
 from handoffd.routereval.metrics import (
     CurvePoint,
@@ -119,7 +119,8 @@ def fit_learned(
     items: Sequence[EvalItem], results: Mapping[str, LocalResult], *, pre_score: bool, model: str
 ) -> LogisticModel:
     tune = select(items, "tune")
-    return fit_router(tune, results, pre_score=pre_score, meta={"model": model, "split": "tune"})
+    meta = {"model": model, "split": "tune", "dataset": dataset_digest(items)}
+    return fit_router(tune, results, pre_score=pre_score, meta=meta)
 
 
 def evaluate(
@@ -135,8 +136,8 @@ def evaluate(
     tune_items, test_items = select(items, "tune"), select(items, "test")
     if not tune_items or not test_items:
         raise ValueError("the dataset needs items in both the tune and the test split")
-    learned = fit_learned(items, results, pre_score=True, model=model)
-    learned_plain = fit_learned(items, results, pre_score=False, model=model)
+    learned = fit_learned(items, results, pre_score=False, model=model)
+    learned_pre = fit_learned(items, results, pre_score=True, model=model)
 
     def cloud(split: Sequence[EvalItem]) -> list[bool]:
         return [True if cloud_ok is None else bool(cloud_ok.get(i.id, False)) for i in split]
@@ -153,7 +154,7 @@ def evaluate(
         results,
         cascade=cascade,
         learned=learned,
-        learned_no_model=learned_plain,
+        learned_pre_score=learned_pre,
         category_error=category_error,
     )
     on_tune = {
@@ -163,7 +164,7 @@ def evaluate(
             results,
             cascade=cascade,
             learned=learned,
-            learned_no_model=learned_plain,
+            learned_pre_score=learned_pre,
             category_error=category_error,
         )
     }

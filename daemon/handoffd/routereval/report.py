@@ -8,7 +8,7 @@ import platform
 from datetime import date
 from pathlib import Path
 
-from handoffd.routereval.evaluate import EvalReport, quality_table
+from handoffd.routereval.evaluate import REFERENCES, EvalReport, quality_table
 from handoffd.routereval.plot import PALETTE
 
 RATES = tuple(k / 10 for k in range(11))
@@ -46,6 +46,7 @@ def render_markdown(
     plot_name: str | None = None,
     machine: str | None = None,
     settings_note: str = "",
+    apgr_target: float | None = 0.70,
 ) -> str:
     """The whole report: summary, metrics table, calibrated points, curves, categories."""
     gain = report.perfect_apgr - 0.5
@@ -87,6 +88,7 @@ def render_markdown(
             f"| {n} | {s.name} | {s.apgr:.3f} | {s.apgr / report.perfect_apgr:.2f} | "
             f"{_pct(recovered)} | {_pct(s.cpt50)} | {_pct(s.cpt80)} | {cal_text} | {conf} |"
         )
+    lines += ["", *summary(report, gain, apgr_target)]
     lines += [
         "",
         "APGR: area under the performance-gap-recovered curve (RouteLLM); *of perfect*: APGR / "
@@ -117,6 +119,44 @@ def render_markdown(
         )
         lines += ["", f"![call rate vs quality]({plot_name})", "", f"Plot legend: {legend}."]
     return "\n".join(lines) + "\n"
+
+
+def summary(report: EvalReport, gain: float, apgr_target: float | None) -> list[str]:
+    """Findings computed from the numbers (no judgement calls that the numbers do not make)."""
+    def recovered(apgr: float) -> str:
+        return _pct((apgr - 0.5) / gain) if gain > 0 else "n/a"
+
+    routers = [s for s in report.strategies if s.name not in REFERENCES]
+    best = max(routers, key=lambda s: s.apgr)
+    pure = [s for s in routers if "model_handoff" not in s.name]
+    best_pure = max(pure, key=lambda s: s.apgr) if pure else best
+    out = [
+        f"Summary: the best strategy here is **{best.name}**, APGR {best.apgr:.3f} = "
+        f"{best.apgr / report.perfect_apgr:.0%} of a perfect router's, {recovered(best.apgr)} of "
+        "its gain over random."
+    ]
+    if best_pure is not best:
+        out[-1] += (
+            f" Without the model-handoff prompt, **{best_pure.name}** reaches "
+            f"{best_pure.apgr:.3f} ({recovered(best_pure.apgr)} of the gain)."
+        )
+    if apgr_target is not None and report.perfect_apgr < apgr_target:
+        out.append(
+            f"An APGR target of {apgr_target:.2f} cannot be met on this set by any router: a "
+            f"perfect one reaches {report.perfect_apgr:.3f} because the local model is right "
+            f"on only {_pct(report.local_accuracy)} of it; compare *of perfect* and *gain "
+            "recovered* instead."
+        )
+    worse = [s.name for s in routers if s.apgr < 0.5]
+    if worse:
+        out.append(f"Worse than a random router: {', '.join(worse)}.")
+    prior = next((s for s in report.strategies if s.name == "category_prior"), None)
+    if prior is not None:
+        out.append(
+            f"Knowing only each request's category (a label-reading yardstick) gives "
+            f"{prior.apgr:.3f} ({recovered(prior.apgr)} of the gain)."
+        )
+    return [" ".join(out)]
 
 
 def write_section(path: Path, body: str, name: str = "router") -> None:

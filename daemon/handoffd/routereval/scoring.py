@@ -12,8 +12,9 @@ Strategies (names as reported):
 - ``pre_score``: P(No) of the self-assessment;
 - ``cascade.<statistic>``: minus the confidence of the first K tokens (K, quantile from the
   config), one per statistic;
-- ``learned`` / ``learned.no_model``: the logistic model fitted on TUNE, with and without the
-  pre-score feature;
+- ``learned``: the logistic model fitted on TUNE over request features and the tokenizer's
+  rare-word feature (what ships as the default weights); ``learned+pre_score`` adds the
+  model's self-assessment as a feature (one more forward pass per request);
 - ``model_handoff``: 1 when the model called the handoff, else 0 (a single operating point);
 - ``learned+model_handoff``: the model's call first, then the learned score;
 - ``category_prior``: the local error rate of the item's category on TUNE (a reference, not a
@@ -58,13 +59,22 @@ def _cascade_score(
     return -max(conf, -1e6)
 
 
+def _predict(
+    model: LogisticModel, items: Sequence[EvalItem], res: Sequence[LocalResult]
+) -> tuple[float, ...]:
+    return tuple(
+        model.predict(item_features(i, r, pre_score=model.uses_pre_score))
+        for i, r in zip(items, res, strict=True)
+    )
+
+
 def score_strategies(
     items: Sequence[EvalItem],
     results: Mapping[str, LocalResult],
     *,
     cascade: CascadeConfig,
     learned: LogisticModel | None = None,
-    learned_no_model: LogisticModel | None = None,
+    learned_pre_score: LogisticModel | None = None,
     category_error: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> list[StrategyScores]:
@@ -98,19 +108,13 @@ def score_strategies(
         )
     learned_scores: tuple[float, ...] | None = None
     if learned is not None:
-        learned_scores = tuple(
-            learned.predict(item_features(i, r, pre_score=learned.uses_pre_score))
-            for i, r in zip(items, res, strict=True)
-        )
+        learned_scores = _predict(learned, items, res)
         out.append(StrategyScores("learned", learned_scores, plain, "learned.threshold"))
-    if learned_no_model is not None:
+    if learned_pre_score is not None:
         out.append(
             StrategyScores(
-                "learned.no_model",
-                tuple(
-                    learned_no_model.predict(item_features(i, r, pre_score=False))
-                    for i, r in zip(items, res, strict=True)
-                ),
+                "learned+pre_score",
+                _predict(learned_pre_score, items, res),
                 plain,
                 "learned.threshold",
             )
