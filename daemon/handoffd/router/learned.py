@@ -179,14 +179,14 @@ def learned_decision(
     if cloud:
         reason = Reason(
             "learned.cloud",
-            f"the local answer is likely wrong: p = {p:.2f} >= {config.threshold:.2f}; "
-            f"mostly {', '.join(top)}",
+            f"predicted P(local answer wrong) = {p:.2f} >= the handoff threshold "
+            f"{config.threshold:.2f}; pushed up most by {', '.join(top)}",
         )
     else:
         reason = Reason(
             "learned.local",
-            f"the local answer is likely right: p = {p:.2f} < {config.threshold:.2f}; "
-            f"mostly {', '.join(top)}",
+            f"predicted P(local answer wrong) = {p:.2f} < the handoff threshold "
+            f"{config.threshold:.2f}; pushed down most by {', '.join(top)}",
         )
     route = Route.CLOUD if cloud else Route.LOCAL
     return Decision(route=route, strategy=STRATEGY, reasons=(reason,), scores=scores)
