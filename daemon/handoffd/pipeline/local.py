@@ -24,6 +24,8 @@ class LocalModel(Protocol):
 
     info: ModelInfo
 
+    def encode(self, text: str) -> list[int]: ...
+
     def count_prompt_tokens(
         self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None
     ) -> int: ...

@@ -25,6 +25,7 @@ from handoffd.policy import (
 )
 from handoffd.privacy import Finding, PiiScanner, scan_or_fail_closed
 from handoffd.router import RouteInput, Router
+from handoffd.router.rules import CONTEXT_OVERFLOW
 
 log = get_logger(__name__)
 
@@ -94,7 +95,7 @@ class Planner:
         if router is None:
             if len(self._routers) >= _CACHE_LIMIT:
                 self._routers.clear()
-            router = self._routers[key] = Router(app.routing)
+            router = self._routers[key] = Router(app.routing, encode=self._model.encode)
         return router
 
     def _scan(
@@ -143,12 +144,13 @@ class Planner:
         decision = router.decide(inp, pre_score=pre_score)
         decision = _with_policy_reasons(decision, verdict, scan_error, self._cloud_available)
         if decision.route is Route.DENIED and not verdict.denied:
-            raise ContextOverflow(
-                "messages: "
-                + "; ".join(r.message for r in decision.reasons)
-                + ". Shorten the conversation or lower max_tokens",
-                field="messages",
-            )
+            why = "; ".join(r.message for r in decision.reasons)
+            if CONTEXT_OVERFLOW in decision.rule_ids:
+                raise ContextOverflow(
+                    f"messages: {why}. Shorten the conversation or lower max_tokens",
+                    field="messages",
+                )
+            raise PolicyDenied(why, rule_ids=decision.rule_ids)
         if decision.route is Route.CLOUD and decision.cloud_target is None:
             decision = replace(decision, cloud_target=verdict.cloud_target)
         return Plan(
