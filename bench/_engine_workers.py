@@ -73,16 +73,16 @@ async def _serve_handoffd(model: Path) -> None:
 
 def _serve_grpc(model: Path) -> None:
     """A real ``handoffd`` daemon process on a temp Unix socket, driven by a gRPC client."""
-    with tempfile.TemporaryDirectory(prefix="hfd-bench-", dir="/tmp") as tmp:
+    with tempfile.TemporaryDirectory(prefix="handoffd-enginebench-", dir="/tmp") as tmp:
         socket = Path(tmp) / "h.sock"
         config = Path(tmp) / "handoffd.yaml"
         config.write_text(
             f"model:\n  path: {model}\n  providers: [CPUExecutionProvider]\n"
             f"server:\n  socket: {socket}\nlog:\n  level: warning\n  format: json\n"
         )
-        daemon = subprocess.Popen(
+        daemon = subprocess.Popen(  # its log goes to this worker's stderr (the bench's log)
             [str(Path(sys.executable).parent / "handoffd"), "--config", str(config)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=sys.stderr, stderr=sys.stderr,
         )
         try:
             asyncio.run(_grpc_client(socket, daemon.pid))
