@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import httpx2
 import openai
 from handoffd.v1 import handoffd_pb2 as pb
 from handoffd.v1 import handoffd_pb2_grpc as pb_grpc
@@ -154,6 +155,41 @@ async def openai_stream(
             parts.append(chunk.choices[0].delta.content)
         if chunk.usage is not None:
             tokens = chunk.usage.completion_tokens
+    return StreamTiming(start, first, last, tokens, "".join(parts))
+
+
+async def raw_sse_stream(
+    client: httpx2.AsyncClient, token: str, text: str, new_tokens: int
+) -> StreamTiming:
+    """The same request as :func:`openai_stream` to the HTTP facade, read as bare SSE lines
+    with ``json.loads`` (no SDK): what the facade costs without the SDK's per-chunk work."""
+    body = {
+        "model": "local",
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": new_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "handoff": "local",
+    }
+    start = time.perf_counter()
+    first = last = 0.0
+    tokens, parts = 0, []
+    headers = {"Authorization": f"Bearer {token}"}
+    async with client.stream("POST", "/chat/completions", json=body, headers=headers) as reply:
+        reply.raise_for_status()
+        async for line in reply.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            choices = chunk.get("choices") or []
+            content = choices[0].get("delta", {}).get("content") if choices else None
+            if content:
+                last = time.perf_counter()
+                first = first or last
+                parts.append(content)
+            if chunk.get("usage"):
+                tokens = int(chunk["usage"]["completion_tokens"])
     return StreamTiming(start, first, last, tokens, "".join(parts))
 
 

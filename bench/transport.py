@@ -3,7 +3,7 @@ the daemon's event-loop lag while it generates.
 
     python bench/transport.py [--runs 5] [--new-tokens 128] [--cloud-runs 40] [--model DIR]
                               [--first-byte-ms 100] [--streams 4] [--budget-rows 30000]
-                              [--no-write] [--json PATH] [--strict]
+                              [--no-waker] [--no-write] [--json PATH] [--strict]
 
 Three processes: a real handoffd (``bench/_transport_daemon.py``: gRPC on a Unix socket, the
 HTTP facade on loopback, the default policy with its rate limits raised), the test suite's
@@ -13,8 +13,15 @@ byte, then streams word by word), and this driver, which is the client.
 1. Local model, three ways, same daemon and engine, the same ~200-token prompt, greedy,
    ``--new-tokens`` tokens, LOCAL_ONLY: ``pipeline.stream`` inside the daemon process (no
    transport), gRPC ``ChatStream`` (grpc.aio), and ``/v1/chat/completions`` streaming through
-   ``openai.AsyncOpenAI``. One 16-token warm-up each, then ``--runs`` rounds, one run of each
-   way per round (order rotated), so that load from other work on the machine hits them alike.
+   ``openai.AsyncOpenAI`` (and, to tell the facade's cost from the SDK's, the same request read
+   as bare SSE lines with httpx2 and ``json.loads``). One 16-token warm-up each, then
+   ``--runs`` rounds, one run of each way per round (order rotated), so that load from other
+   work on the machine hits them alike.
+   During these rounds another process (the FakeCloud's) wakes every 1 ms: on the VM this was
+   written on, the daemon decoded ~15% faster while any other process kept the vCPUs from
+   idling (onnxruntime's threads do not spin, so each parallel section wakes sleeping threads),
+   and the clients' own activity favours the transports over the in-process baseline; the
+   waker narrows that bias without removing it. ``--no-waker`` turns it off.
 2. Cloud handoff TTFT: the openai SDK straight to the FakeCloud (the cloud's own TTFT) against a
    gRPC ``ChatStream`` PREFER_CLOUD through handoffd (privacy scan, policy, router, redaction,
    ledger intent, rate limits, budget reservation, cloud call), alternating, ``--cloud-runs``
@@ -43,6 +50,7 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
 
 import grpc  # noqa: E402
+import httpx2  # noqa: E402
 import openai  # noqa: E402
 from _transport_clients import (  # noqa: E402
     Child,
@@ -53,6 +61,7 @@ from _transport_clients import (  # noqa: E402
     median,
     openai_stream,
     quantile,
+    raw_sse_stream,
 )
 from _transport_report import report  # noqa: E402
 from benchdoc import load_average, machine, today, write_section  # noqa: E402
@@ -60,7 +69,7 @@ from engine import PROMPT  # noqa: E402
 from handoffd.v1 import handoffd_pb2 as pb  # noqa: E402
 from handoffd.v1 import handoffd_pb2_grpc as pb_grpc  # noqa: E402
 
-WAYS = ("in-process", "gRPC", "HTTP")
+WAYS = ("in-process", "gRPC", "HTTP", "HTTP raw")
 CLOUD_PROMPT = "Explain in two sentences what the printing press changed for ordinary people."
 
 
@@ -89,7 +98,12 @@ def resolve_model(path: str | None) -> tuple[Path, str]:
 
 
 async def local_phase(
-    daemon: Child, stub: pb_grpc.HandoffdStub, http: openai.AsyncOpenAI, args: argparse.Namespace
+    daemon: Child,
+    stub: pb_grpc.HandoffdStub,
+    http: openai.AsyncOpenAI,
+    raw: httpx2.AsyncClient,
+    token: str,
+    args: argparse.Namespace,
 ) -> dict[str, list[LocalRun]]:
     grpc_request = chat_request(PROMPT, args.new_tokens, pb.LOCAL_ONLY)
 
@@ -101,6 +115,8 @@ async def local_phase(
             return StreamTiming.from_dict(reply)
         if way == "gRPC":
             return await grpc_stream(stub, grpc_request, pb.LOCAL)
+        if way == "HTTP raw":
+            return await raw_sse_stream(raw, token, PROMPT, args.new_tokens)
         return await openai_stream(
             http, "local", PROMPT, args.new_tokens, extra_body={"handoff": "local"}
         )
@@ -125,10 +141,12 @@ async def local_phase(
     await daemon.ask(warm_up)
     await grpc_stream(stub, chat_request(PROMPT, 16, pb.LOCAL_ONLY), pb.LOCAL)
     await openai_stream(http, "local", PROMPT, 16, extra_body={"handoff": "local"})
+    await raw_sse_stream(raw, token, PROMPT, 16)
     await daemon.ask({"cmd": "stamps"})
     results: dict[str, list[LocalRun]] = {way: [] for way in WAYS}
     for round_ in range(args.runs):
-        order = WAYS[round_ % 3 :] + WAYS[: round_ % 3]
+        shift = round_ % len(WAYS)
+        order = WAYS[shift:] + WAYS[:shift]
         for way in order:
             one = await measured(way)
             results[way].append(one)
@@ -245,15 +263,21 @@ async def drive(args: argparse.Namespace, model: Path, tmp: Path) -> dict[str, A
             f"[setup] daemon ready on {ready['socket']} and port {ready['http_port']}",
             file=sys.stderr,
         )
+        base_url = f"http://127.0.0.1:{ready['http_port']}/v1"
         http = openai.AsyncOpenAI(
-            base_url=f"http://127.0.0.1:{ready['http_port']}/v1",
+            base_url=base_url,
             api_key=ready["token"],
             max_retries=0,
         )
         cloud = openai.AsyncOpenAI(base_url=cloud_url, api_key="unused", max_retries=0)
         async with grpc.aio.insecure_channel(f"unix://{ready['socket']}") as channel:
             stub = pb_grpc.HandoffdStub(channel)
-            local = await local_phase(daemon, stub, http, args)
+            if args.waker:
+                await cloud_child.ask({"cmd": "probe_start"})
+            async with httpx2.AsyncClient(base_url=base_url, timeout=600) as raw:
+                local = await local_phase(daemon, stub, http, raw, ready["token"], args)
+            if args.waker:
+                await cloud_child.ask({"cmd": "probe_stop"})
             lag = await lag_phase(daemon, cloud_child, stub, args)
             handoff = await cloud_phase(daemon, stub, cloud, args)
             handoff["fsync_ms"] = await daemon.ask({"cmd": "fsync_probe"})
@@ -285,6 +309,12 @@ def main() -> int:
         default=30_000,
         help="then repeat the handoff runs with this many settled reservations of the current "
         "month in the budget store (0: skip)",
+    )
+    parser.add_argument(
+        "--no-waker",
+        dest="waker",
+        action="store_false",
+        help="run the local rounds without the 1 ms waker process (see the module docstring)",
     )
     parser.add_argument("--model", help="model folder (default: the built default model)")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
