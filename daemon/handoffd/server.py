@@ -16,8 +16,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
-import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from handoffd.auth import (
     default_token_file,
     prepare_app_socket,
     remove_app_socket,
+    remove_stale_socket,
     secure_app_socket,
 )
 from handoffd.engine import LocalEngine
@@ -77,24 +76,10 @@ def _lock_state_dir(path: Path) -> IO[bytes]:
 
 
 def _prepare_socket(path: Path) -> None:
-    """Create the socket's directory (0750) and remove a stale socket file.
-
-    A socket file that still accepts connections belongs to a running daemon: refuse to steal it.
-    """
+    """Create the socket's directory (0750) and remove a stale socket file; a live socket
+    belongs to a running daemon and is never stolen."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    if not path.exists() and not path.is_symlink():
-        return
-    if not stat.S_ISSOCK(path.lstat().st_mode):
-        raise ConfigError(f"{path} exists and is not a socket: remove it or choose server.socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()  # stale: nobody listens
-        return
-    finally:
-        probe.close()
-    raise ConfigError(f"{path}: another handoffd is already listening there; stop it first")
+    remove_stale_socket(path, owner="another handoffd")
 
 
 @dataclass

@@ -84,7 +84,7 @@ def test_stale_socket_is_replaced_and_live_one_refused(runtime_dir: Path) -> Non
     live.bind(str(path))
     live.listen()
     try:
-        with pytest.raises(ConfigError, match="another process is listening"):
+        with pytest.raises(ConfigError, match="another process is already listening"):
             prepare_app_socket(path, group)
     finally:
         live.close()

@@ -9,6 +9,7 @@ from handoffd.auth.app_sockets import (
     app_socket_path,
     prepare_app_socket,
     remove_app_socket,
+    remove_stale_socket,
     secure_app_socket,
 )
 from handoffd.auth.authenticator import (
@@ -45,5 +46,6 @@ __all__ = [
     "parse_authorization",
     "prepare_app_socket",
     "remove_app_socket",
+    "remove_stale_socket",
     "secure_app_socket",
 ]

@@ -76,7 +76,9 @@ def _user_name() -> str:
         return str(os.geteuid())
 
 
-def _remove_stale_socket(path: Path) -> None:
+def remove_stale_socket(path: Path, *, owner: str = "another process") -> None:
+    """Remove a socket file nobody listens on (a crashed daemon's); refuse a live socket or a
+    file that is not a socket. ``owner`` names who would be listening, for the message."""
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -91,7 +93,7 @@ def _remove_stale_socket(path: Path) -> None:
         return
     finally:
         probe.close()
-    raise ConfigError(f"{path}: another process is listening there; stop it first")
+    raise ConfigError(f"{path}: {owner} is already listening there; stop it first")
 
 
 def prepare_app_socket(path: Path, group: str) -> int:
@@ -117,7 +119,7 @@ def prepare_app_socket(path: Path, group: str) -> int:
         os.chmod(directory, _APP_DIR_MODE)
     elif st.st_mode & 0o002:
         raise ConfigError(f"{directory} is writable by every user: chmod o-w {directory}")
-    _remove_stale_socket(path)
+    remove_stale_socket(path)
     return gid
 
 
