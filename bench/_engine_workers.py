@@ -85,13 +85,13 @@ def _serve_grpc(model: Path) -> None:
             stdout=sys.stderr, stderr=sys.stderr,
         )
         try:
-            asyncio.run(_grpc_client(socket, daemon.pid))
+            asyncio.run(_grpc_client(socket, daemon))
         finally:
             daemon.terminate()
             daemon.wait(30)
 
 
-async def _grpc_client(socket: Path, daemon_pid: int) -> None:
+async def _grpc_client(socket: Path, daemon: subprocess.Popen[bytes]) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from handoffd.v1 import handoffd_pb2 as pb
@@ -100,6 +100,8 @@ async def _grpc_client(socket: Path, daemon_pid: int) -> None:
     async with grpc.aio.insecure_channel(f"unix://{socket}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for _ in range(600):
+            if daemon.poll() is not None:
+                raise SystemExit(f"the handoffd daemon exited with {daemon.returncode} at start")
             try:
                 reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -112,7 +114,7 @@ async def _grpc_client(socket: Path, daemon_pid: int) -> None:
         for line in sys.stdin:  # the client has nothing in flight while it waits here
             request = json.loads(line)
             if request.get("cmd") == "rss":
-                _reply({"peak_rss_mb": peak_rss_mb(daemon_pid)})
+                _reply({"peak_rss_mb": peak_rss_mb(daemon.pid)})
                 continue
             chat = pb.ChatRequest(
                 messages=[pb.Message(role=pb.ROLE_USER, content=request["text"])],
