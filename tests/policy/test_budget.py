@@ -43,7 +43,7 @@ class Clock:
 
 
 def at(tz: ZoneInfo, *args: int) -> float:
-    return datetime(*args, tzinfo=tz).timestamp()  # type: ignore[misc]
+    return datetime(*args, tzinfo=tz).timestamp()  # type: ignore[misc, arg-type]
 
 
 async def open_ledger(path: Path, clock: Clock, **kw: object) -> BudgetLedger:
@@ -86,7 +86,8 @@ async def test_reserve_then_settle_counts_real_cost(tmp_path: Path) -> None:
 
 async def test_concurrent_reservations_never_overspend(tmp_path: Path) -> None:
     """1,000 concurrent reserve/settle attempts against a $0.50 daily budget: the settled total
-    stays within the budget, the store's sum equals the settled costs exactly, nothing dangles."""
+    stays within the budget, the store's sum (and its per-period aggregate) equals the settled
+    costs exactly, nothing dangles."""
     pol = policy("limits:\n  - {id: budget.day, period: day, usd: 0.5}\n").for_app("a")
     clock = Clock(at(ZoneInfo("UTC"), 2026, 3, 2, 12))
     ledger = await open_ledger(tmp_path / "b.db", clock)
@@ -118,6 +119,10 @@ async def test_concurrent_reservations_never_overspend(tmp_path: Path) -> None:
     total, dangling = store_sum(tmp_path / "b.db")
     assert total == sum(settled_nanos)
     assert total <= 500_000_000
+    with sqlite3.connect(tmp_path / "b.db") as db:  # the per-period aggregate agrees
+        aggregates = db.execute("SELECT settled_nanos FROM budget_spend").fetchall()
+    db.close()
+    assert aggregates == [(total,)]
     assert dangling == 0
     assert refused > 0
     assert refusals == {("budget.day",)}

@@ -4,10 +4,12 @@ Facts behind the design (200 concurrent requests against a $5 budget): check-the
 $11.5; reserving inside ``BEGIN IMMEDIATE``, then calling, then settling never overspent. So:
 
 1. :meth:`BudgetLedger.reserve` opens ``BEGIN IMMEDIATE`` (the write lock, also against other
-   processes), sums the spend of every applicable budget (the app's and the global ones; day,
-   week, month in the policy's time zone), and inserts a reservation of the worst case (prompt +
-   max_tokens at the target's prices) only if every enforced budget still has room; otherwise it
-   raises :class:`ResourceExhausted` naming the rule and when the period resets.
+   processes), reads the spend of every applicable budget (the app's and the global ones; day,
+   week, month in the policy's time zone) from per-period aggregates plus the open reservations
+   (:mod:`handoffd.policy.budget_spend`: the cost does not grow with traffic), and inserts a
+   reservation of the worst case (prompt + max_tokens at the target's prices) only if every
+   enforced budget still has room; otherwise it raises :class:`ResourceExhausted` naming the
+   rule and when the period resets.
 2. The caller makes the cloud call, then :meth:`settle` records the real cost (or
    :meth:`release` frees the reservation if nothing was billed).
 3. A reservation expires (``reservation_ttl_s``): a daemon that crashed mid-call stops holding
@@ -34,7 +36,8 @@ import aiosqlite
 from handoffd.errors import ConfigError, PolicyDenied, ResourceExhausted
 from handoffd.logsetup import get_logger
 from handoffd.policy.app_policy import AppPolicy
-from handoffd.policy.budget_store import migrate, spent_nanos
+from handoffd.policy.budget_spend import SpendKey, current_spend
+from handoffd.policy.budget_store import migrate
 from handoffd.policy.periods import PeriodWindow, window_at
 from handoffd.policy.prices import (
     cost_nanos,
@@ -152,7 +155,9 @@ class BudgetLedger:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 over = await self._over_budget(policy, app, worst, now)
                 if over:
-                    await self._conn.execute("ROLLBACK")
+                    # nothing reserved; keep any period aggregate created on the way, so that
+                    # refused requests do not each sum the period again
+                    await self._conn.execute("COMMIT")
                 else:
                     reservation = BudgetReservation(
                         id=uuid.uuid4().hex,
@@ -200,21 +205,17 @@ class BudgetLedger:
     async def _over_budget(
         self, policy: AppPolicy, app: str, worst: int, now: float
     ) -> list[tuple[BudgetLimit, PeriodWindow, int]]:
+        keys = [_spend_key(policy, limit, app, now) for limit in policy.budgets]
+        spend = await current_spend(self._conn, keys, str(policy.timezone), now)
         over: list[tuple[BudgetLimit, PeriodWindow, int]] = []
-        cache: dict[tuple[float, str | None], int] = {}
-        for limit in policy.budgets:
-            window = window_at(limit.period, now, policy.timezone)
-            scope_app = app if limit.scope is BudgetScope.APP else None
-            key = (window.start, scope_app)
-            if key not in cache:
-                cache[key] = await spent_nanos(self._conn, window, scope_app, now)
-            spent = cache[key]
+        for limit, key in zip(policy.budgets, keys, strict=True):
+            spent = spend[key]
             if spent + worst <= usd_to_nanos(limit.usd):
                 continue
             if limit.shadow:
                 _log.info("budget.shadow_exceeded", rule_id=limit.id, app=app, spent_nanos=spent)
                 continue
-            over.append((limit, window, spent))
+            over.append((limit, key.window, spent))
         return over
 
     async def settle(
@@ -270,11 +271,17 @@ class BudgetLedger:
 
     async def spent_usd(self, policy: AppPolicy, limit: BudgetLimit, app: str) -> float:
         """What ``limit`` has counted in its current period (settled + open reservations)."""
-        now = self._clock()
-        window = window_at(limit.period, now, policy.timezone)
-        scope_app = app if limit.scope is BudgetScope.APP else None
         async with self._lock:
-            return nanos_to_usd(await spent_nanos(self._conn, window, scope_app, now))
+            now = self._clock()
+            key = _spend_key(policy, limit, app, now)
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                spend = await current_spend(self._conn, [key], str(policy.timezone), now)
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                await asyncio.shield(self._rollback_quietly())
+                raise
+        return nanos_to_usd(spend[key])
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -284,6 +291,11 @@ class BudgetLedger:
     @property
     def clock(self) -> Callable[[], float]:
         return self._clock
+
+
+def _spend_key(policy: AppPolicy, limit: BudgetLimit, app: str, now: float) -> SpendKey:
+    window = window_at(limit.period, now, policy.timezone)
+    return SpendKey(window, app if limit.scope is BudgetScope.APP else None)
 
 
 def _check_max_cost(policy: AppPolicy, app: str, target: str, worst: int) -> None:
