@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchdoc import load_average, machine, today, write_section  # noqa: E402
-from engine import PROMPT, _default_model  # noqa: E402
+from engine import PROMPT, default_model_folder  # noqa: E402
 from handoffd.domain import GenerationParams, Message, Role  # noqa: E402
 from handoffd.engine import EngineLimits, LocalEngine  # noqa: E402
 from handoffd.settings import ModelSettings  # noqa: E402
@@ -83,7 +83,7 @@ async def _service(
 
 
 async def run(args: argparse.Namespace) -> str:
-    model = _default_model(args.model)
+    model = default_model_folder(args.model)
     settings = ModelSettings(path=model, providers=("CPUExecutionProvider",))
     decode: dict[str, dict[int, float]] = {}
     service: dict[str, dict[int, dict[str, float]]] = {}

@@ -105,7 +105,7 @@ class Contender:
         return statistics.median(r[key] for r in self.runs)
 
 
-def _default_model(path: str | None) -> Path:
+def default_model_folder(path: str | None) -> Path:
     from handoffd.engine.manifest import verify_manifest
     from handoffd.modelbuild.default_model import build_default_model, is_built
     from handoffd.settings import default_model_dir
@@ -193,7 +193,7 @@ def _contenders(group: str, args: argparse.Namespace) -> tuple[Path, list[Conten
     me = [sys.executable, str(ROOT / "bench" / "_engine_workers.py")]
     worker = str(ROOT / "bench" / "_ref_worker.py")
     if group == "default":
-        model = _default_model(args.model)
+        model = default_model_folder(args.model)
         genai_python = str(ensure_build_env("genai"))
         return model, [
             Contender("handoffd (in-process)", group, [*me, "handoffd", "--model", str(model)]),
