@@ -112,7 +112,11 @@ class Daemon:
         # ledger or budgets, nor remove its socket on the way out
         _prepare_socket(socket_path)
         state_lock = _lock_state_dir(state_dir())
-        service = ServiceLifecycle.from_env()
+        holder: list[Daemon] = []
+        # the watchdog stops pinging if the engine's worker thread died: systemd restarts us
+        service = ServiceLifecycle.from_env(
+            healthy=lambda: not holder or holder[0].engine is None or holder[0].engine.alive
+        )
         await service.start()
         try:
             components = await Components.open(settings)
@@ -134,6 +138,7 @@ class Daemon:
             socket_path=socket_path,
             state_lock=state_lock,
         )
+        holder.append(daemon)
         try:
             await daemon._listen()
         except BaseException:

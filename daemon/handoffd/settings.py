@@ -89,6 +89,16 @@ class ModelSettings(Frozen):
     verify_manifest: bool = True
     #: the largest max_tokens a client may ask for
     max_new_tokens_limit: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    #: requests decoded together in one batched step (continuous batching)
+    max_batch_size: Annotated[int, Field(ge=1, le=64)] = 8
+    #: memory for the KV cache of running requests, MiB (a lone request is always admitted)
+    kv_cache_mb: Annotated[int, Field(ge=1, le=1 << 20)] = 1024
+    #: long prompts are prefilled in chunks of this many tokens between decode steps
+    prefill_chunk_tokens: Annotated[int, Field(ge=1, le=1 << 16)] = 256
+    #: requests waiting for a batch slot; beyond it new requests get RESOURCE_EXHAUSTED
+    max_queued: Annotated[int, Field(ge=1, le=1 << 16)] = 256
+    #: cap on the context window (0: the model's own)
+    max_context_tokens: Annotated[int, Field(ge=0, le=1 << 22)] = 0
 
     @field_validator("providers")
     @classmethod
