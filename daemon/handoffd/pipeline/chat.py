@@ -19,8 +19,9 @@ request at its next step, the cloud call is closed, and the ``CancelledError`` p
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 
 from handoffd.domain import (
@@ -43,10 +44,9 @@ from handoffd.metrics import Metrics
 from handoffd.metrics import Outcome as MetricsOutcome
 from handoffd.pipeline.handoff import CloudLeg, CloudRun, Fallback
 from handoffd.pipeline.local import LocalModel, LocalRun, stream_local
-from handoffd.pipeline.plan import Plan, Planner
+from handoffd.pipeline.plan import Plan, Planner, redact_plan
 from handoffd.pipeline.validate import validate_request
 from handoffd.policy import PolicyEvaluator, PolicyHolder, RateLimiter
-from handoffd.privacy import Redactor
 from handoffd.router import GateStep
 from handoffd.router.rules import CLOUD_NOT_ALLOWED
 from handoffd.settings import Settings
@@ -115,13 +115,7 @@ class ChatPipeline:
         plan = await self.plan(request)
         preview = ""
         if plan.decision.route is Route.CLOUD:
-            texts = [m.content for m in request.messages]
-            result = Redactor().redact(
-                texts,
-                plan.findings or tuple(() for _ in texts),
-                plan.verdict.entity_actions,
-                default=plan.app_policy.privacy.default_action,
-            )
+            result = redact_plan(plan)
             preview = "\n\n".join(
                 f"[{m.role.value}] {t}" for m, t in zip(request.messages, result.texts, strict=True)
             )
@@ -160,10 +154,12 @@ class ChatPipeline:
             return
         run = LocalRun(started=received, prompt_tokens=plan.prompt_tokens)
         handoff: Decision | None = None
-        async for text, handoff in self._answer_locally(plan, run, gated=True):
-            if handoff is not None:
-                break
-            yield DeltaEvent(text)
+        # aclosing: leaving the loop on a handoff must stop the engine's generation at once
+        async with contextlib.aclosing(self._answer_locally(plan, run, gated=True)) as answer:
+            async for text, handoff in answer:
+                if handoff is not None:
+                    break
+                yield DeltaEvent(text)
         if handoff is not None:  # the local answer's own evidence asked for the cloud
             late = replace(
                 plan,
@@ -183,7 +179,7 @@ class ChatPipeline:
 
     async def _answer_locally(
         self, plan: Plan, run: LocalRun, *, gated: bool
-    ) -> AsyncIterator[tuple[str, Decision | None]]:
+    ) -> AsyncGenerator[tuple[str, Decision | None], None]:
         """(text, None) to send, or ("", decision) when the answer gate hands off."""
         request = plan.request
         ticket = None

@@ -31,9 +31,9 @@ from handoffd.errors import (
 )
 from handoffd.ledger import AuditLedger, HandoffIntent, HandoffOutcome, HandoffRefusal, Outcome
 from handoffd.logsetup import get_logger
-from handoffd.pipeline.plan import Plan
+from handoffd.pipeline.plan import Plan, redact_plan
 from handoffd.policy import CloudAdmission
-from handoffd.privacy import FAIL_CLOSED_RULE, PlaceholderRestorer, RedactionResult, Redactor
+from handoffd.privacy import FAIL_CLOSED_RULE, PlaceholderRestorer, RedactionResult
 
 if TYPE_CHECKING:  # the OpenAI SDK is imported only when a cloud target is configured
     from handoffd.cloud import CloudClient
@@ -95,7 +95,6 @@ class CloudLeg:
         self._cloud = cloud
         self._admission = admission
         self._ledger = ledger
-        self._redactor = Redactor()
 
     def target_status(self) -> list[tuple[str, str, str]]:
         """(name, model, breaker state) of every cloud target."""
@@ -105,15 +104,8 @@ class CloudLeg:
         ]
 
     def redact(self, plan: Plan) -> RedactionResult:
-        texts = [m.content for m in plan.request.messages]
-        findings = plan.findings or tuple(() for _ in texts)
         try:
-            return self._redactor.redact(
-                texts,
-                findings,
-                plan.verdict.entity_actions,
-                default=plan.app_policy.privacy.default_action,
-            )
+            return redact_plan(plan)
         except Exception as exc:
             log.error("privacy.redact_failed", error_class=type(exc).__name__)
             raise Fallback(

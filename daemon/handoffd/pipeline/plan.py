@@ -23,7 +23,13 @@ from handoffd.policy import (
     PolicyVerdict,
     RequestFacts,
 )
-from handoffd.privacy import Finding, PiiScanner, scan_or_fail_closed
+from handoffd.privacy import (
+    Finding,
+    PiiScanner,
+    RedactionResult,
+    Redactor,
+    scan_or_fail_closed,
+)
 from handoffd.router import RouteInput, Router
 from handoffd.router.rules import CONTEXT_OVERFLOW
 
@@ -67,6 +73,17 @@ def summarize(findings: Sequence[Sequence[Finding]]) -> Mapping[str, EntitySumma
             counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
             rules.setdefault(f.entity_type, {})[f.rule_id] = None
     return {t: EntitySummary(count=n, rule_ids=tuple(rules[t])) for t, n in counts.items()}
+
+
+def redact_plan(plan: Plan) -> RedactionResult:
+    """What would be sent: every message with the verdict's entity actions applied."""
+    texts = [m.content for m in plan.request.messages]
+    return Redactor().redact(
+        texts,
+        plan.findings or tuple(() for _ in texts),
+        plan.verdict.entity_actions,
+        default=plan.app_policy.privacy.default_action,
+    )
 
 
 class Planner:
