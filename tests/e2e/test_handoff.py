@@ -259,3 +259,18 @@ async def test_rate_limit_applies_to_local_answers(
     assert "rate.local" in (info.value.details() or "")
     retry = dict(info.value.trailing_metadata() or ())
     assert float(retry["retry-after"]) > 0
+
+
+async def test_long_prompt_goes_to_the_cloud_scanned(
+    stub: pb_grpc.HandoffdStub, fake: FakeCloud
+) -> None:
+    """A prompt beyond the local context window is handed off (rule rules.context_overflow)
+    instead of failing, and, scanned off the event loop because it is large, it still reaches
+    the cloud without the e-mail address buried at its end."""
+    prompt = "lorem ipsum " * 2000 + " reply to zed.q@example.net"
+    response = await stub.Chat(ask(prompt, prefer=pb.AUTO))
+    assert response.route == pb.CLOUD
+    assert response.decision.reasons[0].rule_id == "rules.context_overflow"
+    sent = fake.all_text_sent()
+    assert "zed.q@example.net" not in sent
+    assert "<EMAIL_1>" in sent
