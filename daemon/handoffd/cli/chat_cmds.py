@@ -200,7 +200,8 @@ def status(address: str, token: str | None, as_json: bool) -> None:
     console = Console(highlight=False)
     console.print(f"handoffd {result.version} at {address}")
     console.print(f"ready:    {'yes' if result.ready else 'no (loading)'}")
-    console.print(f"model:    {result.model} on {result.execution_provider}")
+    if result.model:
+        console.print(f"model:    {result.model} on {result.execution_provider}")
     console.print(f"uptime:   {result.uptime_s:.0f}s, {result.active_requests} active requests")
     if result.policy_hash:
         console.print(f"policy:   {result.policy_hash}")

@@ -167,7 +167,7 @@ class Planner:
             messages, candidates = router.pre_score_prompt(inp)
             pre_score = await self._model.score_next_token(messages, candidates)
         decision = router.decide(inp, pre_score=pre_score)
-        decision = _with_policy_reasons(decision, verdict, scan_error, self._cloud_available)
+        decision = _with_policy_reasons(decision, verdict, scan_error)
         if decision.route is Route.DENIED and not verdict.denied:
             why = "; ".join(r.message for r in decision.reasons)
             if CONTEXT_OVERFLOW in decision.rule_ids:
@@ -191,20 +191,11 @@ class Planner:
 
 
 def _with_policy_reasons(
-    decision: Decision,
-    verdict: PolicyVerdict,
-    scan_error: PolicyDenied | None,
-    cloud_available: bool,
+    decision: Decision, verdict: PolicyVerdict, scan_error: PolicyDenied | None
 ) -> Decision:
-    """The router's reasons first (they decided), then what the policy said."""
+    """The router's reasons first (they decided), then what the policy said (including why
+    nothing may leave, e.g. ``cloud.not_configured`` when no cloud target exists)."""
     extra: list[Reason] = []
-    if not cloud_available:
-        extra.append(
-            Reason(
-                "routing.no_cloud_target",
-                "no cloud target is configured, so every request is answered locally",
-            )
-        )
     if scan_error is not None:
         extra.extend(Reason(rule, scan_error.message) for rule in scan_error.rule_ids)
     seen = {r.rule_id for r in decision.reasons}
