@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
+from benchdoc import write_section  # noqa: E402
 from handoffd.ledger import (  # noqa: E402
     AuditLedger,
     HandoffIntent,
@@ -40,9 +41,6 @@ from handoffd.ledger.chain import GENESIS_HASH, canonical_json, entry_hash  # no
 from handoffd.ledger.entries import intent_body  # noqa: E402
 from handoffd.ledger.migrations import migrate  # noqa: E402
 from handoffd.ledger.times import format_time  # noqa: E402
-
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench:ledger:start -->", "<!-- bench:ledger:end -->"
 
 
 def _intent(ledger: AuditLedger, n: int) -> HandoffIntent:
@@ -160,19 +158,6 @@ def _machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {versions}"
 
 
-def _write_doc(section: str) -> None:
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{START}\n{section.rstrip()}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput run")
@@ -241,7 +226,7 @@ def main() -> None:
     section = "\n".join(lines) + "\n"
     print(section)
     if not args.no_doc:
-        _write_doc(section)
+        write_section("ledger", section)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import aiosqlite
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "daemon"))
 
+from benchdoc import write_section  # noqa: E402
 from handoffd.errors import ResourceExhausted  # noqa: E402
 from handoffd.logsetup import configure_logging  # noqa: E402
 from handoffd.policy import (  # noqa: E402
@@ -66,7 +67,6 @@ from handoffd.privacy import PiiScanner  # noqa: E402
 from handoffd.schema.cloud import CloudPrices  # noqa: E402
 from handoffd.schema.policy import BudgetScope, Period  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "policy"
 
 PROSE = (
@@ -391,20 +391,6 @@ async def budgets(tmp: Path) -> list[str]:
     return lines
 
 
-def write_section(section: str) -> None:
-    start, end = f"<!-- bench:{NAME}:start -->", f"<!-- bench:{NAME}:end -->"
-    block = f"{start}\n{section.rstrip()}\n{end}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        _, after = rest.split(end, 1)
-        text = before + block + after
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5000)
@@ -457,7 +443,7 @@ def main() -> None:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section(NAME, section)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import phonenumbers
+from benchdoc import DOC, write_section
 from faker import Faker
 from handoffd.errors import PolicyDenied
 from handoffd.privacy import Finding, PiiScanner, PrivacyConfig, PrivacyGuard
@@ -47,7 +48,6 @@ from handoffd.privacy.detectors import TextIndex
 from handoffd.privacy.detectors.contact import PhoneDetector
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "privacy_recall"
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "nl_NL", "es_ES", "it_IT"]
 PHONE_LOCALES = {"en_US": "US", "en_GB": "GB", "de_DE": "DE", "fr_FR": "FR"}
@@ -369,20 +369,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_section(section: str) -> None:
-    start, end = f"<!-- bench:{NAME}:start -->", f"<!-- bench:{NAME}:end -->"
-    block = f"{start}\n{section.rstrip()}\n{end}"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        _, after = rest.split(end, 1)
-        text = before + block + after
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=1600)
@@ -509,7 +495,7 @@ def main() -> int:
         for m in misses[:25]:
             print("  ", m, file=sys.stderr)
     if not args.no_write:
-        write_section(section)
+        write_section(NAME, section)
         print(f"wrote section {NAME} to {DOC.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
