@@ -9,8 +9,9 @@ score). Privacy fails closed: if the scan fails, the request may not leave the d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from handoffd.domain import ChatRequest, Decision, HandoffPreference, Reason, Route
 from handoffd.errors import ContextOverflow, PolicyDenied
@@ -37,6 +38,7 @@ from handoffd.router.rules import CONTEXT_OVERFLOW
 log = get_logger(__name__)
 
 _CACHE_LIMIT = 256
+T = TypeVar("T")
 #: prompts up to this size are scanned on the event loop (a few ms at most)
 _SCAN_INLINE_CHARS = 16 * 1024
 
@@ -78,6 +80,17 @@ def summarize(findings: Sequence[Sequence[Finding]]) -> Mapping[str, EntitySumma
     return {t: EntitySummary(count=n, rule_ids=tuple(rules[t])) for t, n in counts.items()}
 
 
+def _cached(cache: dict[tuple[str, str], T], app: AppPolicy, build: Callable[[], T]) -> T:
+    """One object per (policy, app), built on first use; the cache is bounded."""
+    key = (app.policy_hash, app.name)
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        value = cache[key] = build()
+    return value
+
+
 def redact_plan(plan: Plan) -> RedactionResult:
     """What would be sent: every message with the verdict's entity actions applied."""
     texts = [m.content for m in plan.request.messages]
@@ -101,22 +114,10 @@ class Planner:
         self._routers: dict[tuple[str, str], Router] = {}
 
     def _scanner(self, app: AppPolicy) -> PiiScanner:
-        key = (app.policy_hash, app.name)
-        scanner = self._scanners.get(key)
-        if scanner is None:
-            if len(self._scanners) >= _CACHE_LIMIT:
-                self._scanners.clear()
-            scanner = self._scanners[key] = PiiScanner(app.privacy)
-        return scanner
+        return _cached(self._scanners, app, lambda: PiiScanner(app.privacy))
 
     def _router(self, app: AppPolicy) -> Router:
-        key = (app.policy_hash, app.name)
-        router = self._routers.get(key)
-        if router is None:
-            if len(self._routers) >= _CACHE_LIMIT:
-                self._routers.clear()
-            router = self._routers[key] = Router(app.routing, encode=self._model.encode)
-        return router
+        return _cached(self._routers, app, lambda: Router(app.routing, encode=self._model.encode))
 
     async def _scan(
         self, app: AppPolicy, request: ChatRequest
