@@ -63,7 +63,6 @@ class CloudRun:
     started: float = field(default_factory=time.perf_counter)
     first_text_at: float | None = None
     finished_at: float | None = None
-    redaction: dict[str, int] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -143,7 +142,6 @@ class CloudLeg:
     async def stream(self, plan: Plan, target: str, run: CloudRun) -> AsyncIterator[str]:
         """Yield the cloud's answer text; raise :class:`Fallback` if nothing was answered."""
         redaction = self.redact(plan)
-        run.redaction = dict(redaction.counts)
         if redaction.blocked:  # the verdict normally catches this; never send a blocked value
             raise Fallback(
                 Reason(redaction.blocked_rule_ids[0], "a value that may not leave was found"),
