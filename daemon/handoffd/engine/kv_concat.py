@@ -118,7 +118,8 @@ class ConcatKvRunner:
         logits, present = self._run(ids, mask, positions, self._private.get(slot))
         self._private[slot] = present
         self._lengths[slot] = total
-        return last_row(logits.data_ptr(), count, self._vocab, self._logits_dtype)
+        # [1, count, vocab], or [1, 1, vocab] from a graph built with a pruned LM head
+        return last_row(logits.data_ptr(), logits.shape()[1], self._vocab, self._logits_dtype)
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> FloatArray:
         if list(slots) != self._rows:

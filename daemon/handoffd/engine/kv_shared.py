@@ -8,7 +8,9 @@ per row and ``total_sequence_length`` from the mask's width). Nothing is copied 
 per step. On CPU the buffers are anonymous memory mapped without transparent huge pages
 (:func:`handoffd.engine.runner.lazy_zeros`), so memory is committed only for the 4 KiB pages a
 slot actually writes; on CUDA/TensorRT/DirectML they are device memory, committed in full (the
-engine sizes ``max_batch`` to the KV budget there), and only ids, mask and logits cross per step.
+engine sizes ``max_batch`` to the KV budget there), and only ids, mask and logits cross per step
+(except float32 graphs on CUDA, whose attention runs on the CPU: see
+:func:`handoffd.engine.session.gqa_kv_device`).
 
 A decode step runs rows ``0..hi`` (``hi`` = highest running slot + 1) of the buffer in one batch:
 the mask of row ``r`` has ``length[r] + 1`` ones (right padding), so each row attends and writes
@@ -29,7 +31,7 @@ import onnxruntime as ort
 
 from handoffd.engine.folder import ModelSpec
 from handoffd.engine.runner import FloatArray, forget_pages, last_row, lazy_zeros
-from handoffd.engine.session import kv_device, numpy_type
+from handoffd.engine.session import gqa_kv_device, numpy_type
 from handoffd.errors import ModelError
 
 _CPU = "cpu"
@@ -65,7 +67,7 @@ class SharedKvRunner:
         self.capacity = capacity
         self._kv_shape = (spec.num_kv_heads, capacity, spec.head_size)
         shape = (max_batch, *self._kv_shape)
-        self._device = kv_device(session)
+        self._device = gqa_kv_device(session, self._kv_dtype)
         self._kv_memory = [self._allocate(shape) for _ in range(2 * spec.num_layers)]
         self._keys = [self._pointer(m) for m in self._kv_memory[0::2]]
         self._values = [self._pointer(m) for m in self._kv_memory[1::2]]
@@ -133,30 +135,31 @@ class SharedKvRunner:
         self._session.run_with_iobinding(io)
         logits = io.get_outputs()[0]
         self._lengths[slot] = total
-        return last_row(logits.data_ptr(), count, self._vocab, self._logits_dtype)
+        # [1, count, vocab], or [1, 1, vocab] from a graph built with a pruned LM head
+        return last_row(logits.data_ptr(), logits.shape()[1], self._vocab, self._logits_dtype)
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> FloatArray:
         rows = max(slots) + 1
         io = self._decode_io
         if rows != self._decode_rows:
             self._bind_kv(io, 0, rows)
-            io.bind_input("input_ids", _CPU, 0, np.int64, [rows, 1], self._ids.ctypes.data)
             io.bind_output(
                 "logits", _CPU, 0, self._logits_dtype, [rows, 1, self._vocab],
                 self._logits.ctypes.data,
             )
-            if self._has_positions:
-                io.bind_input(
-                    "position_ids", _CPU, 0, np.int64, [rows, 1],
-                    self._step_positions.ctypes.data,
-                )
             self._decode_rows = rows
         index = np.asarray(slots, dtype=np.intp)
         self._ids[:rows, 0] = 0
         self._ids[index, 0] = tokens
         lengths = self._lengths[:rows]
+        # Host inputs are bound after they are written, every step: a session on an accelerator
+        # copies a host input to the device when it is bound, not when the graph runs.
+        io.bind_input("input_ids", _CPU, 0, np.int64, [rows, 1], self._ids.ctypes.data)
         if self._has_positions:
             self._step_positions[:rows, 0] = lengths
+            io.bind_input(
+                "position_ids", _CPU, 0, np.int64, [rows, 1], self._step_positions.ctypes.data
+            )
         width = int(lengths.max()) + 1
         if rows == 1:
             io.bind_input(

@@ -28,6 +28,7 @@ from handoffd.engine.request import EngineRequest, Outbox, RequestKind
 from handoffd.engine.runner import GraphRunner
 from handoffd.engine.sampling import TokenSampler
 from handoffd.engine.session import (
+    gqa_kv_device,
     kv_device,
     matmul_nbits_bits,
     numpy_type,
@@ -116,10 +117,8 @@ class LocalEngine:
         gqa = "GroupQueryAttention" in scan_ops(spec.onnx_path, ["GroupQueryAttention"])
         runner_class = SharedKvRunner if gqa else ConcatKvRunner
         max_batch = limits.max_batch_size
-        if gqa and kv_device(session) != "cpu":
-            # device KV buffers are committed in full: as many slots as the KV budget holds
-            row_bytes = window * _kv_bytes_per_token(session, spec)
-            max_batch = max(1, min(max_batch, (limits.kv_cache_mb << 20) // row_bytes))
+        if gqa:
+            max_batch = _gqa_max_batch(session, spec, limits, window)
         runner: GraphRunner = runner_class(session, spec, max_batch=max_batch, capacity=window)
         _warm_up(runner)
         precision = facts.get("precision") or _precision(spec, _kv_precision(session, spec))
@@ -278,6 +277,22 @@ def _kv_type(session: Any, spec: ModelSpec) -> np.dtype[Any]:
     if past is None:
         raise ModelError(f"{spec.onnx_path}: no input {spec.past_key_name % 0}; rebuild the model")
     return np.dtype(numpy_type(past.type, str(spec.onnx_path)))
+
+
+def _gqa_max_batch(session: Any, spec: ModelSpec, limits: EngineLimits, window: int) -> int:
+    """Slots for a GQA graph: all of ``max_batch_size`` with host KV (committed page by page);
+    with device KV (committed in full) as many as the KV budget holds."""
+    kv_on = gqa_kv_device(session, _kv_type(session, spec))
+    if kv_on != kv_device(session):
+        log.warning(
+            "engine.attention_on_cpu", provider=session.get_providers()[0],
+            hint="this float32 model's attention has no kernel on the accelerator and runs on "
+            "the CPU; for full speed use a float16 build made for that accelerator",
+        )
+    if kv_on == "cpu":
+        return limits.max_batch_size
+    row_bytes = window * _kv_bytes_per_token(session, spec)
+    return max(1, min(limits.max_batch_size, (limits.kv_cache_mb << 20) // row_bytes))
 
 
 def _kv_precision(session: Any, spec: ModelSpec) -> str:

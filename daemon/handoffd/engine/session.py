@@ -13,6 +13,7 @@ import mmap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -124,6 +125,21 @@ _DEVICE_OF_PROVIDER = {
 def kv_device(session: ort.InferenceSession) -> str:
     """The onnxruntime device type (``cpu``, ``cuda``, ``dml``) the running provider computes on."""
     return _DEVICE_OF_PROVIDER.get(session.get_providers()[0], "cpu")
+
+
+def gqa_kv_device(session: ort.InferenceSession, kv_dtype: np.dtype[Any]) -> str:
+    """Where a GroupQueryAttention graph's KV cache must live: with the attention kernels.
+
+    onnxruntime's CUDA GroupQueryAttention exists for float16 and bfloat16 only (checked on an
+    H100 with onnxruntime-gpu 1.31: "CUDA kernel not found in registries" for a float32 graph).
+    The attention of a float32 graph then runs on the CPU while the rest runs on the GPU; KV bound
+    in device memory would be copied per run, and the past/present buffer would no longer be
+    shared, so decoding reads a stale cache. Such a graph keeps its KV in host memory.
+    """
+    device = kv_device(session)
+    if device == "cuda" and kv_dtype == np.float32:
+        return "cpu"
+    return device
 
 
 def numpy_type(ort_type: str, where: str) -> type[np.generic]:
