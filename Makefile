@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 	  echo "NVIDIA GPU found: installing onnxruntime-gpu"; \
-	  $(BIN)/python -m pip uninstall -q -y onnxruntime && $(BIN)/python -m pip install -q onnxruntime-gpu; \
+	  $(BIN)/python -m pip uninstall -q -y onnxruntime && $(BIN)/python -m pip install -q 'onnxruntime-gpu[cuda,cudnn]'; \
 	fi
 	@touch $(STAMP)
 

@@ -27,9 +27,11 @@ class FakeExport:
     def __init__(self, *, die: bool = False) -> None:
         self.calls = 0
         self.die = die
+        self.args: list[str] = []
 
     def __call__(self, python: Path, script: str, args: list[str], **kwargs: Any) -> Any:
         self.calls += 1
+        self.args = args
         out = Path(args[args.index("--out") + 1])
         out.mkdir(parents=True)
         (out / "model.onnx").write_bytes(b"graph")
@@ -76,6 +78,24 @@ def test_force_and_tampering_rebuild(tmp_path: Path, fakes: FakeExport) -> None:
     build_default_model(dest)
     assert fakes.calls == 3
     verify_manifest(dest)
+
+
+def test_a_changed_recipe_or_precision_rebuilds(
+    tmp_path: Path, fakes: FakeExport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The builder options reach the export script and the manifest; a model built with other
+    options (an older version's recipe) or at another precision is rebuilt."""
+    dest = tmp_path / "m"
+    build_default_model(dest)
+    assert "--builder-option=prune_lm_head=true" in fakes.args
+    assert verify_manifest(dest).builder_options == default_model.BUILDER_OPTIONS["int8"]
+    monkeypatch.setitem(default_model.BUILDER_OPTIONS, "int8", ("is_symmetric=false",))
+    build_default_model(dest)
+    assert fakes.calls == 2
+    build_default_model(dest, precision="int4")
+    build_default_model(dest, precision="int4")
+    assert fakes.calls == 3
+    assert verify_manifest(dest).precision == "int4"
 
 
 def test_killed_build_leaves_no_half_model(

@@ -71,7 +71,7 @@ def build_default(dest: Path | None, force: bool, precision: str) -> None:
 
     target = dest or default_model_dir()
     console = Console(stderr=True, highlight=False)
-    if not force and is_built(target):
+    if not force and is_built(target, precision):
         console.print(f"default model already built at {target} (use --force to rebuild)")
         return
     with Progress(

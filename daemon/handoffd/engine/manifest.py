@@ -70,6 +70,8 @@ class ModelManifest(BaseModel):
     #: relative POSIX path -> sha256 (hex) of every file in the folder but the manifest
     files: dict[str, Sha256Hex] = Field(min_length=1)
     golden: GoldenCheck | None = None
+    #: onnxruntime-genai builder options the graph was built with (the build recipe)
+    builder_options: tuple[str, ...] | None = None
 
     @field_validator("files")
     @classmethod

@@ -9,6 +9,9 @@ provider that actually runs is ``session.get_providers()[0]``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import mmap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -94,6 +97,8 @@ def open_session(
         log.warning("engine.provider_unavailable", provider=provider,
                     available=ort.get_available_providers())
     providers = list(choice.providers)
+    if _CUDA_PROVIDERS.intersection(providers):
+        _preload_cuda_libraries()
     while True:
         try:
             session = ort.InferenceSession(
@@ -112,6 +117,29 @@ def open_session(
         if running != providers[0]:
             log.warning("engine.provider_fallback", requested=providers[0], running=running)
         return session
+
+
+_CUDA_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that ``pip install onnxruntime-gpu[cuda,cudnn]`` put next
+    to onnxruntime (``onnxruntime.preload_dlls``). onnxruntime's CUDA provider does not look there
+    by itself: without this it finds them only on ``LD_LIBRARY_PATH`` or in a system CUDA, and
+    otherwise falls back to the CPU (checked on an H100 with onnxruntime-gpu 1.31, CUDA 13)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):  # it prints its failures; stdout is our log
+            preload()
+    except Exception as exc:  # a missing folder raises; the session then reports what is missing
+        log.warning("engine.cuda_preload_failed", error=str(exc)[:300])
+        return
+    if "Failed" in printed.getvalue():
+        log.warning("engine.cuda_preload_incomplete", detail=printed.getvalue().strip()[:500])
 
 
 #: where a provider wants its tensors: KV caches live there so that nothing crosses per step
