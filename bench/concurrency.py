@@ -1,33 +1,39 @@
 """Continuous batching: aggregate decode speed and TTFT at 1, 2, 4 and 8 concurrent streams.
 
-    python bench/concurrency.py [--model DIR] [--new-tokens 128] [--requests 2]
+    python bench/concurrency.py [--model DIR] [--new-tokens 128] [--requests 4] [--samples 16]
+                                [--think-s 1.0] [--seed 0] [--levels 1 2 4 8] [--no-baseline]
 
-One in-process engine on the default model, greedy, a ~200-token chat prompt. For each N:
+One in-process engine on the default model, greedy, chat prompts of ~200 tokens. For each N:
 
 * **decode**: N streams start together; aggregate decode tok/s counts the tokens generated while
   all N are decoding (from the last stream's first token to the first stream's last token), so
-  prompt processing is left out. The last of the N first tokens is reported too (*burst TTFT*:
-  N prompts arriving at once are prefilled one after another);
-* **service**: N closed-loop clients send requests back to back (``--requests`` each, and at
-  least ``--samples`` requests in all at every N). Their first requests are staggered by 1/N of
-  a request's expected duration at N streams (one stream's TTFT + new tokens x N / the decode
-  rate just measured), so that arrivals are spread over the cycle as in steady state: newcomers
-  arrive while others decode and join the running batch. Reported: end-to-end tok/s (all
-  tokens / wall time, prompt processing included) and TTFT p50/p95 over all requests, p95 also
-  as a multiple of the single-stream TTFT (the p50 at N=1).
+  prompt processing is left out; median of ``--repeats`` runs. The last of the N first tokens
+  is reported too (*burst TTFT*: N prompts arriving at once are prefilled one after another);
+* **service**: N closed-loop clients (apps), each sending requests one after another with a
+  random pause between them (exponential, mean ``--think-s``), their first requests at random
+  times within one request's expected duration (seeded), ``--requests`` each and at least
+  ``--samples`` in all, after one uncounted warm-up request each (steady state: the app's
+  prefix-cache entry exists). Reported: end-to-end tok/s and TTFT p50/p95 over all requests, p95
+  also as a multiple of the single-stream TTFT (the p50 at N=1), for two workloads:
+  - *distinct*: every prompt differs from its first user word (nothing to reuse but the chat
+    template's own system prompt);
+  - *apps*: each client is an app with its own ~150-token system prompt and a different ~60-token
+    question each time (what the prefix cache is for: the app's system prompt is reused).
 
 Baseline, same run: the same engine with batching off (``max_batch_size=1``: requests wait in
-the fair queue and run one at a time).
+the fair queue and run one at a time), distinct workload.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +46,40 @@ from handoffd.engine import EngineLimits, LocalEngine  # noqa: E402
 from handoffd.settings import ModelSettings  # noqa: E402
 
 LEVELS = (1, 2, 4, 8)
+APPS = ("Notes", "Mail", "Calendar", "Keyboard", "Photos", "Maps", "Messages", "Music")
+APP_RULES = (
+    "Answer the user's request in full, with an introduction, several detailed paragraphs and "
+    "a conclusion. Use plain English, explain every technical term you use, and give concrete "
+    "examples from everyday life. Never invent personal facts about the user; if the request "
+    "depends on information you do not have, say what is missing and answer the general case. "
+    "Do not mention these instructions, do not apologise, and do not refer to yourself as a "
+    "language model. Keep a friendly, calm tone, as a patient teacher would, and prefer short "
+    "sentences to long ones."
+)
+TOPICS = (
+    "how bread rises", "why the sky is blue", "how a bicycle stays upright",
+    "how vaccines train the immune system", "why leaves change colour in autumn",
+    "how a refrigerator keeps food cold", "how bees make honey", "why we have seasons",
+)
+
+#: one prompt per request: the workload's messages for (client, request number)
+Workload = Callable[[int, int], list[Message]]
+
+
+def distinct(client: int, number: int) -> list[Message]:
+    return [Message(Role.USER, f"Request {number}, from client {client}. {PROMPT}")]
+
+
+def apps(client: int, number: int) -> list[Message]:
+    app = APPS[client % len(APPS)]
+    topic = TOPICS[number % len(TOPICS)]
+    return [
+        Message(Role.SYSTEM, f"You are the assistant built into {app}, an app on this phone. "
+                             f"{APP_RULES}"),
+        Message(Role.USER, f"Request {number}: please write a long, detailed explanation of "
+                           f"{topic}, for a curious twelve-year-old, with examples they can "
+                           "try at home and a short summary at the end."),
+    ]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -47,17 +87,22 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _stream(engine: LocalEngine, new_tokens: int) -> tuple[float, list[float]]:
+async def _stream(
+    engine: LocalEngine, messages: list[Message], new_tokens: int, app: str = "default"
+) -> tuple[float, list[float]]:
     """(start time, token arrival times) of one generation."""
     start = time.perf_counter()
-    times = [time.perf_counter() async for _ in engine.generate(
-        [Message(Role.USER, PROMPT)], GenerationParams(max_tokens=new_tokens))]
+    stream = engine.generate(messages, GenerationParams(max_tokens=new_tokens), app=app)
+    times = [time.perf_counter() async for _ in stream]
     return start, times
 
 
-async def _decode_phase(engine: LocalEngine, clients: int, new_tokens: int) -> tuple[float, float]:
+async def _decode_phase(
+    engine: LocalEngine, clients: int, new_tokens: int, numbers: itertools.count[int]
+) -> tuple[float, float]:
     """(aggregate decode tok/s, burst TTFT in s) of ``clients`` streams started together."""
-    runs = await asyncio.gather(*(_stream(engine, new_tokens) for _ in range(clients)))
+    runs = await asyncio.gather(*(_stream(engine, distinct(c, next(numbers)), new_tokens)
+                                  for c in range(clients)))
     burst_ttft = max(times[0] - start for start, times in runs)
     begin = max(times[0] for _, times in runs)
     end = min(times[-1] for _, times in runs)
@@ -70,8 +115,8 @@ async def _decode_phase(engine: LocalEngine, clients: int, new_tokens: int) -> t
 
 
 async def _service(
-    engine: LocalEngine, clients: int, requests: int, new_tokens: int, cycle_s: float,
-    think_s: float, rng: random.Random,
+    engine: LocalEngine, workload: Workload, clients: int, requests: int, new_tokens: int,
+    cycle_s: float, think_s: float, rng: random.Random, numbers: itertools.count[int],
 ) -> dict[str, float]:
     ttfts: list[float] = []
     phases = [rng.uniform(0.0, cycle_s) for _ in range(clients)]
@@ -80,12 +125,15 @@ async def _service(
 
     async def client(index: int) -> int:
         await asyncio.sleep(phases[index])
+        # the app's first request warms its prefix-cache entry and is not counted
+        await _stream(engine, workload(index, next(numbers)), new_tokens, app=APPS[index])
         count = 0
         for pause in pauses[index]:
-            start, times = await _stream(engine, new_tokens)
+            await asyncio.sleep(pause)
+            messages = workload(index, next(numbers))
+            start, times = await _stream(engine, messages, new_tokens, app=APPS[index])
             ttfts.append((times[0] - start) * 1000.0)
             count += len(times)
-            await asyncio.sleep(pause)
         return count
 
     start = time.perf_counter()
@@ -98,62 +146,89 @@ async def _service(
 async def run(args: argparse.Namespace) -> str:
     model = default_model_folder(args.model)
     settings = ModelSettings(path=model, providers=("CPUExecutionProvider",))
+    numbers = itertools.count()
     decode: dict[str, dict[int, float]] = {}
-    burst: dict[str, dict[int, float]] = {}
+    burst: dict[int, float] = {}
     service: dict[str, dict[int, dict[str, float]]] = {}
     single_ttft_s = 0.0
     configs = [("on", EngineLimits(max_batch_size=8)), ("off", EngineLimits(max_batch_size=1))]
+    workloads: dict[str, Workload] = {"distinct": distinct, "apps": apps}
     for label, limits in configs[: 1 if args.no_baseline else 2]:
         engine = await asyncio.to_thread(LocalEngine.load, settings, limits)
         try:
-            await _stream(engine, args.new_tokens)  # warm-up
+            await _stream(engine, distinct(0, next(numbers)), args.new_tokens)  # warm-up
             if not single_ttft_s:
-                start, times = await _stream(engine, args.new_tokens)
+                start, times = await _stream(engine, distinct(0, next(numbers)), args.new_tokens)
                 single_ttft_s = times[0] - start
-            decode[label], burst[label], service[label] = {}, {}, {}
+            decode[label] = {}
             for n in args.levels:
-                rate, burst_s = await _decode_phase(engine, n, args.new_tokens)
-                decode[label][n], burst[label][n] = rate, burst_s * 1000.0
+                runs = [await _decode_phase(engine, n, args.new_tokens, numbers)
+                        for _ in range(args.repeats)]
+                rate = statistics.median(r[0] for r in runs)
+                burst_s = statistics.median(r[1] for r in runs)
+                decode[label][n] = rate
+                if label == "on":
+                    burst[n] = burst_s * 1000.0
                 expected_s = single_ttft_s + args.new_tokens * n / rate
                 requests = max(args.requests, -(-args.samples // n))
-                service[label][n] = await _service(
-                    engine, n, requests, args.new_tokens, expected_s, args.think_s,
-                    random.Random(args.seed + n),
-                )
-                print(f"batching {label} N={n}: decode {rate:.1f} tok/s, burst TTFT "
-                      f"{burst_s * 1000:.0f} ms, service {service[label][n]}", file=sys.stderr)
+                for name, workload in workloads.items():
+                    key = name if label == "on" else f"{name} off"
+                    if label == "off" and name != "distinct":
+                        continue
+                    service.setdefault(key, {})[n] = await _service(
+                        engine, workload, n, requests, args.new_tokens, expected_s,
+                        args.think_s, random.Random(args.seed + n), numbers,
+                    )
+                    print(f"{key} N={n}: decode {rate:.1f} tok/s, burst TTFT "
+                          f"{burst_s * 1000:.0f} ms, service {service[key][n]}", file=sys.stderr)
         finally:
             await engine.aclose()
-    on, off = service["on"], service.get("off", {})
-    base_decode, base_ttft = decode["on"][1], on[1]["ttft_p50"]
+    return _markdown(args, model.name, decode, burst, service)
+
+
+def _markdown(
+    args: argparse.Namespace, model: str, decode: dict[str, dict[int, float]],
+    burst: dict[int, float], service: dict[str, dict[int, dict[str, float]]],
+) -> str:
+    on, apps_on, off = service["distinct"], service["apps"], service.get("distinct off", {})
+    base_decode = decode["on"][args.levels[0]]
     rows = [
         "| streams | decode tok/s | vs 1 stream | batching off | end-to-end tok/s | batching off "
-        "| TTFT p50 ms | TTFT p95 ms | p95 vs 1 stream | batching off: TTFT p95 ms "
-        "| burst TTFT ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| distinct: TTFT p50 / p95 ms | p95 vs 1 stream | apps: TTFT p50 / p95 ms "
+        "| p95 vs 1 stream | batching off: TTFT p95 ms | burst TTFT ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in args.levels:
         off_decode = f"{decode['off'][n]:.0f}" if "off" in decode else "-"
-        off_tok_s = f"{off[n]['tok_s']:.0f}" if off else "-"
-        off_p95 = f"{off[n]['ttft_p95']:.0f}" if off else "-"
+        off_tok_s, off_p95 = (
+            (f"{off[n]['tok_s']:.0f}", f"{off[n]['ttft_p95']:.0f}") if off else ("-", "-")
+        )
         rows.append(
             f"| {n} | {decode['on'][n]:.0f} | {decode['on'][n] / base_decode:.2f}x | "
             f"{off_decode} | {on[n]['tok_s']:.0f} | {off_tok_s} | "
-            f"{on[n]['ttft_p50']:.0f} | {on[n]['ttft_p95']:.0f} | "
-            f"{on[n]['ttft_p95'] / base_ttft:.2f}x | {off_p95} | {burst['on'][n]:.0f} |"
+            f"{on[n]['ttft_p50']:.0f} / {on[n]['ttft_p95']:.0f} | "
+            f"{on[n]['ttft_p95'] / on[args.levels[0]]['ttft_p50']:.2f}x | "
+            f"{apps_on[n]['ttft_p50']:.0f} / {apps_on[n]['ttft_p95']:.0f} | "
+            f"{apps_on[n]['ttft_p95'] / apps_on[args.levels[0]]['ttft_p50']:.2f}x | "
+            f"{off_p95} | {burst[n]:.0f} |"
         )
     return (
         "## Concurrent streams (continuous batching)\n\n"
         f"`python bench/concurrency.py --requests {args.requests} --samples {args.samples} "
-        f"--new-tokens {args.new_tokens}` on {machine()}, {today()}; load average at the end "
-        f"{load_average()}. Default model ({model.name}), in-process engine, greedy, "
-        f"{args.new_tokens} new tokens per request. *decode*: N streams started together, "
-        "tokens generated while all N decode / that time. *end-to-end* and TTFT: N closed-loop "
-        f"clients, {args.requests} requests each (at least {args.samples} in all), first "
-        "requests staggered by 1/N of a request's expected duration at N streams (prompt "
-        "processing included). *burst TTFT*: the last first token of N requests sent at once. "
-        "Baseline: the same "
-        "engine with batching off (max_batch_size=1).\n\n" + "\n".join(rows) + "\n"
+        f"--new-tokens {args.new_tokens} --think-s {args.think_s} --seed {args.seed}` on "
+        f"{machine()}, {today()}; load average at the end {load_average()}. Default model "
+        f"({model}), in-process engine, greedy, up to {args.new_tokens} new tokens per request. "
+        "*decode*: N streams started together, tokens generated while all N decode / that "
+        f"time, median of {args.repeats} runs. *end-to-end* and TTFT: N closed-loop clients "
+        "(apps), each pausing a random "
+        f"{args.think_s} s on average between requests, first requests at random times within "
+        f"one request's expected duration, one uncounted warm-up request each, then "
+        f"{args.requests} requests each (at least {args.samples} in all). *distinct*: every "
+        "prompt differs from its first user word. "
+        "*apps*: each client has its own ~150-token system prompt and asks a different question "
+        "each time (the prefix cache reuses the system prompt). *burst TTFT*: the last first "
+        "token of N distinct requests sent at once. Baseline: the same engine with batching off "
+        "(max_batch_size=1), distinct workload.\n\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -166,6 +241,7 @@ def main() -> None:
     parser.add_argument("--think-s", type=float, default=1.0,
                         help="mean pause of a client between its requests (exponential)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="decode runs per level (median)")
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--no-baseline", action="store_true", help="skip batching off")
     parser.add_argument("--no-write", action="store_true")

@@ -99,6 +99,9 @@ class ModelSettings(Frozen):
     max_queued: Annotated[int, Field(ge=1, le=1 << 16)] = 256
     #: cap on the context window (0: the model's own)
     max_context_tokens: Annotated[int, Field(ge=0, le=1 << 22)] = 0
+    #: KV of finished requests kept for the same app's next prompts (system prompt, earlier
+    #: chat turns), MiB; 0 turns the prefix cache off
+    prefix_cache_mb: Annotated[int, Field(ge=0, le=1 << 20)] = 128
 
     @field_validator("providers")
     @classmethod

@@ -178,6 +178,17 @@ class ConcatKvRunner:
         self._batch_kv = batch
         self._valid = valid
 
+    @property
+    def can_copy_kv(self) -> bool:
+        """No: KV lives in per-run OrtValues (left-padded once batched)."""
+        return False
+
+    def export_kv(self, slot: int, count: int) -> list[npt.NDArray[Any]]:
+        raise NotImplementedError("ConcatKvRunner does not copy KV out")
+
+    def import_kv(self, slot: int, kv: Sequence[npt.NDArray[Any]]) -> None:
+        raise NotImplementedError("ConcatKvRunner does not copy KV in")
+
     def release(self, slot: int) -> None:
         self._private.pop(slot, None)
         self._lengths.pop(slot, None)

@@ -188,6 +188,23 @@ class SharedKvRunner:
             for memory in self._kv_memory:
                 forget_pages(memory, slot * self._row_bytes, self._row_bytes)
 
+    @property
+    def can_copy_kv(self) -> bool:
+        return self._device == _CPU
+
+    def export_kv(self, slot: int, count: int) -> list[npt.NDArray[Any]]:
+        if not self.can_copy_kv or count > self._lengths[slot]:
+            raise ValueError(f"cannot export {count} tokens of slot {slot}")
+        return [memory[slot, :, :count, :].copy() for memory in self._kv_memory]
+
+    def import_kv(self, slot: int, kv: Sequence[npt.NDArray[Any]]) -> None:
+        count = kv[0].shape[1]
+        if not self.can_copy_kv or self._lengths[slot] or count > self.capacity:
+            raise ValueError(f"cannot import {count} tokens into slot {slot}")
+        for memory, layer in zip(self._kv_memory, kv, strict=True):
+            memory[slot, :, :count, :] = layer
+        self._lengths[slot] = count
+
     def resident_bytes(self) -> int:
         """KV bytes currently holding tokens (for stats and tests)."""
         return int(self._lengths.sum()) * self.bytes_per_token

@@ -2,7 +2,7 @@
 
 They are read from :class:`handoffd.settings.ModelSettings` when it has fields of the same names
 (``max_batch_size``, ``kv_cache_mb``, ``prefill_chunk_tokens``, ``max_queued``,
-``max_context_tokens``) and take the defaults below otherwise.
+``max_context_tokens``, ``prefix_cache_mb``) and take the defaults below otherwise.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ class EngineLimits:
     max_queued: int = 256
     #: cap on prompt + generated tokens per request (0: the model's context window)
     max_context_tokens: int = 0
+    #: memory for the KV of finished requests, reused by the same app's prompts that start
+    #: alike (system prompt, earlier chat turns), MiB; 0 turns the prefix cache off
+    prefix_cache_mb: int = 128
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            minimum = 0 if f.name == "max_context_tokens" else 1
+            minimum = 0 if f.name in ("max_context_tokens", "prefix_cache_mb") else 1
             if not isinstance(value, int) or value < minimum:
                 raise ValueError(f"engine {f.name} must be an integer >= {minimum}, got {value!r}")
 

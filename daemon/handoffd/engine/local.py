@@ -55,6 +55,8 @@ class EngineStats:
     active: int
     queued: int
     tokens_generated_total: int
+    #: prompt tokens whose KV came from the prefix cache instead of a prefill
+    prompt_tokens_reused_total: int = 0
 
 
 def _manifest_facts(path: Path, verify: bool) -> dict[str, str]:
@@ -202,17 +204,19 @@ class LocalEngine:
         return GenerationStream(self._worker, prepare, inline=size < _INLINE_PROMPT_CHARS)
 
     async def score_next_token(
-        self, messages: Sequence[Message], candidates: Sequence[str], *, suffix: str = ""
+        self, messages: Sequence[Message], candidates: Sequence[str], *, suffix: str = "",
+        app: str = "default",
     ) -> dict[str, float]:
         """Log-probabilities of the first token of each candidate after the rendered prompt
-        plus ``suffix`` (one prefill, nothing generated)."""
+        plus ``suffix`` (one prefill, nothing generated; its KV stays in ``app``'s prefix
+        cache for the generation that usually follows)."""
         text = self.render_prompt(messages) + suffix
         ids = self.encode(text)
         self._check_fits(len(ids), 1)
         firsts = {c: self._first_token(text, ids, c) for c in dict.fromkeys(candidates) if c}
         outbox = Outbox(asyncio.get_running_loop())
         request = self._request(
-            RequestKind.SCORE, ids, GenerationParams(max_tokens=1), outbox, "default",
+            RequestKind.SCORE, ids, GenerationParams(max_tokens=1), outbox, app,
             Priority.INTERACTIVE,
         )
         request.candidate_ids = firsts
@@ -260,6 +264,9 @@ class LocalEngine:
             active=self._worker.active,
             queued=self._worker.queued,
             tokens_generated_total=self._worker.tokens_generated_total,
+            prompt_tokens_reused_total=(
+                cache.tokens_reused if (cache := self._worker.prefix_cache) else 0
+            ),
         )
 
     @property

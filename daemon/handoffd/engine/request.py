@@ -92,6 +92,7 @@ class EngineRequest:
     reserved_tokens: int = 0
     prefilled: int = 0
     generated: int = 0
+    output_ids: list[int] = field(default_factory=list)
     next_token: int = 0
     admitted_at: float = 0.0
     first_token_at: float = 0.0

@@ -46,6 +46,21 @@ class GraphRunner(Protocol):
         """Forget what ``slot`` holds; it may be given to another request."""
         ...
 
+    @property
+    def can_copy_kv(self) -> bool:
+        """Whether :meth:`export_kv` and :meth:`import_kv` work (host KV that can be copied)."""
+        ...
+
+    def export_kv(self, slot: int, count: int) -> list[npt.NDArray[Any]]:
+        """Copies of the first ``count`` tokens' KV of ``slot``: per layer keys then values,
+        each ``[kv_heads, count, head_size]``."""
+        ...
+
+    def import_kv(self, slot: int, kv: Sequence[npt.NDArray[Any]]) -> None:
+        """Put ``kv`` (shaped as :meth:`export_kv` returns it) at the start of the empty
+        ``slot``, which then holds that many tokens."""
+        ...
+
 
 def lazy_zeros(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     """A zero-filled array whose memory is committed page by page as it is written.

@@ -8,12 +8,14 @@ loop the worker
 2. admits waiting requests while a slot is free and the KV budget allows (a lone request is always
    admitted), in the queue's fair order;
 3. runs ONE prefill chunk of the oldest admitted request still reading its prompt, so a newcomer
-   stalls running streams by at most one chunk;
+   stalls running streams by at most one chunk (a prompt that starts like one of its app's
+   earlier requests first gets that KV from the :class:`PrefixCache` and prefills the rest);
 4. runs ONE decode step for every request that is generating, all slots batched in one run, then
    samples, detokenizes and stop-checks each row on its own and posts the chunks to the event
    loop in one hop.
 
-A request joins the decode batch right after its prefill and leaves it when it ends.
+A request joins the decode batch right after its prefill and leaves it when it ends; a request
+that ends normally leaves its slot's KV (prompt and answer) in the prefix cache.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 
 from handoffd.domain import FinishReason, TokenChunk
 from handoffd.engine.limits import EngineLimits
+from handoffd.engine.prefix_cache import PrefixCache
 from handoffd.engine.queueing import FairQueue
 from handoffd.engine.request import EngineRequest, Item, Outbox, RequestKind, describe, post
 from handoffd.engine.runner import FloatArray, GraphRunner
@@ -60,6 +63,10 @@ class EngineWorker:
         self._stopping = False
         self._thread = threading.Thread(target=self._main, name="handoffd-engine", daemon=True)
         self.tokens_generated_total = 0
+        self.prefix_cache = (
+            PrefixCache(limits.prefix_cache_mb << 20, runner.bytes_per_token)
+            if limits.prefix_cache_mb and runner.can_copy_kv else None
+        )
 
     # -- called from the event loop ---------------------------------------------------------
 
@@ -152,8 +159,34 @@ class EngineWorker:
             request.slot = -1
 
     def _finish(self, request: EngineRequest, reason: FinishReason) -> tuple[Outbox, Item]:
+        self._remember(request)
         self._release(request)
         return request.outbox, request.result(reason)
+
+    def _reuse_prefix(self, request: EngineRequest) -> None:
+        """Start ``request``'s slot with the longest prefix of its prompt that its app's earlier
+        requests left in the prefix cache."""
+        if self.prefix_cache is None:
+            return
+        count, kv = self.prefix_cache.lookup(request.app, request.prompt_ids)
+        if count:
+            self._runner.import_kv(request.slot, kv)
+            request.prefilled = count
+
+    def _remember(self, request: EngineRequest) -> None:
+        """Copy the KV of a request that ended normally into the prefix cache: its prompt and
+        every answer token but the last, which was sampled and never fed back."""
+        if self.prefix_cache is None or request.slot < 0:
+            return
+        ids = [*request.prompt_ids, *request.output_ids[:-1]]
+        if not self.prefix_cache.wants(len(ids)):
+            return
+        try:
+            kv = self._runner.export_kv(request.slot, len(ids))
+        except Exception as exc:  # a cache miss later is all this costs
+            log.warning("engine.prefix_store_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        self.prefix_cache.store(request.app, ids, kv)
 
     def _drop_cancelled(self) -> None:
         gone = [r for r in (*self._prefilling, *self._decoding) if r.cancelled]
@@ -179,6 +212,8 @@ class EngineWorker:
         post([(r.outbox, error) for r in requests])
 
     def _prefill_step(self, request: EngineRequest) -> None:
+        if request.prefilled == 0:
+            self._reuse_prefix(request)
         start = request.prefilled
         chunk = request.prompt_ids[start : start + self._limits.prefill_chunk_tokens]
         try:
@@ -194,6 +229,7 @@ class EngineWorker:
             scores = log_softmax(logits)
             result = {text: float(scores[token]) for text, token in request.candidate_ids.items()}
             out.append((request.outbox, result))
+            self._remember(request)
             self._release(request)
         else:
             self._emit(request, logits, out)  # may raise: the request is still listed, so fails
@@ -224,6 +260,7 @@ class EngineWorker:
         choice = request.sampler.choose(logits)
         token = choice.token_id
         request.generated += 1
+        request.output_ids.append(token)
         self.tokens_generated_total += 1
         if not request.first_token_at:
             request.first_token_at = time.perf_counter()

@@ -41,7 +41,8 @@ class LocalModel(Protocol):
     ) -> AsyncIterator[TokenChunk]: ...
 
     async def score_next_token(
-        self, messages: Sequence[Message], candidates: Sequence[str], *, suffix: str = ""
+        self, messages: Sequence[Message], candidates: Sequence[str], *, suffix: str = "",
+        app: str = "default",
     ) -> dict[str, float]: ...
 
 

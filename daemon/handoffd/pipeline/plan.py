@@ -166,7 +166,7 @@ class Planner:
         pre_score = None
         if router.pre_score_needed(inp):
             messages, candidates = router.pre_score_prompt(inp)
-            pre_score = await self._model.score_next_token(messages, candidates)
+            pre_score = await self._model.score_next_token(messages, candidates, app=request.app)
         decision = router.decide(inp, pre_score=pre_score)
         decision = _with_policy_reasons(decision, verdict, scan_error)
         if decision.route is Route.DENIED and not verdict.denied:
