@@ -7,8 +7,9 @@ One in-process engine on the default model, greedy, chat prompts of ~200 tokens.
 
 * **decode**: N streams start together; aggregate decode tok/s counts the tokens generated while
   all N are decoding (from the last stream's first token to the first stream's last token), so
-  prompt processing is left out; median of ``--repeats`` runs. The last of the N first tokens
-  is reported too (*burst TTFT*: N prompts arriving at once are prefilled one after another);
+  prompt processing is left out; median of ``--repeats`` runs, the levels taken round-robin.
+  The last of the N first tokens is reported too (*burst TTFT*: N prompts arriving at once are
+  prefilled one after another);
 * **service**: N closed-loop clients (apps), each sending requests one after another with a
   random pause between them (exponential, mean ``--think-s``), their first requests at random
   times within one request's expected duration (seeded), ``--requests`` each and at least
@@ -160,27 +161,28 @@ async def run(args: argparse.Namespace) -> str:
             if not single_ttft_s:
                 start, times = await _stream(engine, distinct(0, next(numbers)), args.new_tokens)
                 single_ttft_s = times[0] - start
-            decode[label] = {}
+            # decode rates: the levels round-robin, so that the machine's drift hits them alike
+            runs: dict[int, list[tuple[float, float]]] = {n: [] for n in args.levels}
+            for _ in range(args.repeats):
+                for n in args.levels:
+                    runs[n].append(await _decode_phase(engine, n, args.new_tokens, numbers))
+            decode[label] = {n: statistics.median(r[0] for r in runs[n]) for n in args.levels}
+            if label == "on":
+                burst.update({n: 1000.0 * statistics.median(r[1] for r in runs[n])
+                              for n in args.levels})
+            print(f"batching {label}: decode tok/s {decode[label]}", file=sys.stderr)
             for n in args.levels:
-                runs = [await _decode_phase(engine, n, args.new_tokens, numbers)
-                        for _ in range(args.repeats)]
-                rate = statistics.median(r[0] for r in runs)
-                burst_s = statistics.median(r[1] for r in runs)
-                decode[label][n] = rate
-                if label == "on":
-                    burst[n] = burst_s * 1000.0
-                expected_s = single_ttft_s + args.new_tokens * n / rate
+                expected_s = single_ttft_s + args.new_tokens * n / decode[label][n]
                 requests = max(args.requests, -(-args.samples // n))
                 for name, workload in workloads.items():
-                    key = name if label == "on" else f"{name} off"
                     if label == "off" and name != "distinct":
                         continue
+                    key = name if label == "on" else f"{name} off"
                     service.setdefault(key, {})[n] = await _service(
                         engine, workload, n, requests, args.new_tokens, expected_s,
                         args.think_s, random.Random(args.seed + n), numbers,
                     )
-                    print(f"{key} N={n}: decode {rate:.1f} tok/s, burst TTFT "
-                          f"{burst_s * 1000:.0f} ms, service {service[key][n]}", file=sys.stderr)
+                    print(f"{key} N={n}: {service[key][n]}", file=sys.stderr)
         finally:
             await engine.aclose()
     return _markdown(args, model.name, decode, burst, service)
@@ -219,8 +221,8 @@ def _markdown(
         f"{machine()}, {today()}; load average at the end {load_average()}. Default model "
         f"({model}), in-process engine, greedy, up to {args.new_tokens} new tokens per request. "
         "*decode*: N streams started together, tokens generated while all N decode / that "
-        f"time, median of {args.repeats} runs. *end-to-end* and TTFT: N closed-loop clients "
-        "(apps), each pausing a random "
+        f"time, median of {args.repeats} runs taken round-robin over the levels. *end-to-end* "
+        "and TTFT: N closed-loop clients (apps), each pausing a random "
         f"{args.think_s} s on average between requests, first requests at random times within "
         f"one request's expected duration, one uncounted warm-up request each, then "
         f"{args.requests} requests each (at least {args.samples} in all). *distinct*: every "
@@ -241,7 +243,8 @@ def main() -> None:
     parser.add_argument("--think-s", type=float, default=1.0,
                         help="mean pause of a client between its requests (exponential)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3, help="decode runs per level (median)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="decode runs per level, levels round-robin (median)")
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
     parser.add_argument("--no-baseline", action="store_true", help="skip batching off")
     parser.add_argument("--no-write", action="store_true")
