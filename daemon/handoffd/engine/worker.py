@@ -169,9 +169,14 @@ class EngineWorker:
         if self.prefix_cache is None:
             return
         count, kv = self.prefix_cache.lookup(request.app, request.prompt_ids)
-        if count:
+        if not count:
+            return
+        try:
             self._runner.import_kv(request.slot, kv)
-            request.prefilled = count
+        except Exception as exc:  # the prompt is then prefilled in full
+            log.warning("engine.prefix_reuse_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        request.prefilled = count
 
     def _remember(self, request: EngineRequest) -> None:
         """Copy the KV of a request that ended normally into the prefix cache: its prompt and
