@@ -64,3 +64,14 @@ async def test_batched_equals_solo_on_int8(default_model: Path) -> None:
             *(collect(batched, q, GenerationParams(max_tokens=24)) for q in QUESTIONS)
         )
     assert [g.ids for g in got] == expected
+
+
+async def test_prefix_cache_reuse_keeps_the_answer(default_model: Path) -> None:
+    """The same question twice: the second reuses the first's KV and answers token for token
+    the same (a 1-row final prefill flipped the near-tie first token to French)."""
+    async with loaded(default_model) as engine:
+        first = await collect(engine, QUESTIONS[0], GenerationParams(max_tokens=16))
+        second = await collect(engine, QUESTIONS[0], GenerationParams(max_tokens=16))
+        assert engine.stats.prompt_tokens_reused_total > 0
+        assert second.ids == first.ids
+        assert [c.logprob for c in second.chunks] == [c.logprob for c in first.chunks]

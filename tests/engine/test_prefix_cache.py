@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from handoffd.domain import GenerationParams, Message, Role
 from handoffd.engine import LocalEngine
-from handoffd.engine.prefix_cache import PrefixCache
+from handoffd.engine.prefix_cache import MIN_PREFILL, PrefixCache
 
 from tests.engine.enginekit import loaded
 
@@ -32,11 +32,11 @@ def test_lookup_gives_the_longest_shared_prefix_of_the_same_app_only() -> None:
     assert kv[0].shape == (2, 12, 4)
     assert float(kv[0][0, 0, 0]) == 1.0
     assert cache.lookup("mail", list(range(20))) == (0, [])  # another app: nothing
-    # the prompt's last token is always left to run (its logits are needed)
-    assert cache.lookup("notes", list(range(20)))[0] == 19
+    # the prompt's last MIN_PREFILL tokens are always left to run
+    assert cache.lookup("notes", list(range(20)))[0] == 20 - MIN_PREFILL
     assert cache.lookup("notes", [1, 2, 3]) == (0, [])  # shorter than min_tokens
     assert cache.hits == 2
-    assert cache.tokens_reused == 31
+    assert cache.tokens_reused == 12 + 20 - MIN_PREFILL
 
 
 def test_budget_evicts_least_recent_and_subsumed_entries_go() -> None:
@@ -45,10 +45,10 @@ def test_budget_evicts_least_recent_and_subsumed_entries_go() -> None:
     cache.store("a", [*range(20), 50, 51], _kv(22))  # extends the first: replaces it
     assert cache.bytes == 220
     cache.store("b", list(range(100, 125)), _kv(25))
-    cache.lookup("a", [*range(20), 50, 51, 5])  # "a" is now the most recent
+    cache.lookup("a", [*range(20), 50, 51, 5, 6])  # "a" is now the most recent
     cache.store("c", list(range(200, 230)), _kv(30))  # over budget: "b" goes
     assert cache.lookup("b", list(range(100, 125)))[0] == 0
-    assert cache.lookup("a", [*range(20), 50, 51, 5])[0] == 22
+    assert cache.lookup("a", [*range(20), 50, 51, 5, 6])[0] == 22
     assert cache.bytes == 520
     assert not cache.wants(31)  # over half the budget: never kept
     cache.store("d", list(range(31)), _kv(31))

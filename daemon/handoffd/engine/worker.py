@@ -220,7 +220,10 @@ class EngineWorker:
         if request.prefilled == 0:
             self._reuse_prefix(request)
         start = request.prefilled
-        chunk = request.prompt_ids[start : start + self._limits.prefill_chunk_tokens]
+        size = self._limits.prefill_chunk_tokens
+        if len(request.prompt_ids) - (start + size) == 1:
+            size += 1  # no 1-token last chunk: int8 MatMulNBits runs one row with another kernel
+        chunk = request.prompt_ids[start : start + size]
         try:
             logits = self._runner.prefill(request.slot, chunk, start)
         except Exception as exc:
