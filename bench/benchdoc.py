@@ -37,6 +37,26 @@ def load_average() -> str:
     return f"{one:.1f} (1 min) / {five:.1f} (5 min)"
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(all, stolen) CPU time since boot from /proc/stat, in jiffies; (0, 0) where unreadable.
+    Steal is time the hypervisor gave this VM's CPUs to someone else: on a shared VM it is what
+    makes two runs of the same benchmark disagree."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_share(start: tuple[int, int]) -> str:
+    """The share of CPU time stolen since ``start`` (a :func:`cpu_jiffies` reading)."""
+    total, stolen = cpu_jiffies()
+    if total <= start[0]:
+        return "n/a"
+    return f"{100.0 * (stolen - start[1]) / (total - start[0]):.1f}%"
+
+
 def write_section(name: str, markdown: str) -> None:
     """Replace (or append) the section between this benchmark's markers in docs/benchmarks.md."""
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"

@@ -40,7 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchdoc import load_average, machine, today, write_section  # noqa: E402
+from benchdoc import (  # noqa: E402
+    cpu_jiffies,
+    load_average,
+    machine,
+    steal_share,
+    today,
+    write_section,
+)
 from engine import PROMPT, default_model_folder  # noqa: E402
 from handoffd.domain import GenerationParams, Message, Role  # noqa: E402
 from handoffd.engine import EngineLimits, LocalEngine  # noqa: E402
@@ -148,6 +155,7 @@ async def run(args: argparse.Namespace) -> str:
     model = default_model_folder(args.model)
     settings = ModelSettings(path=model, providers=("CPUExecutionProvider",))
     numbers = itertools.count()
+    jiffies = cpu_jiffies()
     decode: dict[str, dict[int, float]] = {}
     burst: dict[int, float] = {}
     service: dict[str, dict[int, dict[str, float]]] = {}
@@ -185,12 +193,12 @@ async def run(args: argparse.Namespace) -> str:
                     print(f"{key} N={n}: {service[key][n]}", file=sys.stderr)
         finally:
             await engine.aclose()
-    return _markdown(args, model.name, decode, burst, service)
+    return _markdown(args, model.name, decode, burst, service, steal_share(jiffies))
 
 
 def _markdown(
     args: argparse.Namespace, model: str, decode: dict[str, dict[int, float]],
-    burst: dict[int, float], service: dict[str, dict[int, dict[str, float]]],
+    burst: dict[int, float], service: dict[str, dict[int, dict[str, float]]], steal: str,
 ) -> str:
     on, apps_on, off = service["distinct"], service["apps"], service.get("distinct off", {})
     base_decode = decode["on"][args.levels[0]]
@@ -218,7 +226,8 @@ def _markdown(
         "## Concurrent streams (continuous batching)\n\n"
         f"`python bench/concurrency.py --requests {args.requests} --samples {args.samples} "
         f"--new-tokens {args.new_tokens} --think-s {args.think_s} --seed {args.seed}` on "
-        f"{machine()}, {today()}; load average at the end {load_average()}. Default model "
+        f"{machine()}, {today()}; load average at the end {load_average()}, CPU time stolen by "
+        f"the hypervisor during the run {steal}. Default model "
         f"({model}), in-process engine, greedy, up to {args.new_tokens} new tokens per request. "
         "*decode*: N streams started together, tokens generated while all N decode / that "
         f"time, median of {args.repeats} runs taken round-robin over the levels. *end-to-end* "
