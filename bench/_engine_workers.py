@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _ref_worker import _timing  # the same reply shape as the reference workers
 from benchdoc import peak_rss_mb
 
 #: the lag probe's sleep: 200 wake-ups a second, about what a daemon streaming tokens sees (a
@@ -177,16 +178,6 @@ def _serve_naive(model: Path) -> None:
             feeds.update(zip(past, results[1:], strict=True))
             step = np.array([[token]], dtype=np.int64)
         _reply(_timing(start, first, time.perf_counter(), out))
-
-
-def _timing(start: float, first: float, end: float, out: list[int]) -> dict[str, Any]:
-    decode_s = end - first
-    return {
-        "ttft_ms": (first - start) * 1000.0,
-        "decode_tok_s": (len(out) - 1) / decode_s if decode_s > 0 else 0.0,
-        "tokens": len(out),
-        "head": out[:16],
-    }
 
 
 def _quiet_logs() -> None:

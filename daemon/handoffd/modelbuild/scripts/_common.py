@@ -10,8 +10,10 @@ parent keeps in a log file:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +76,24 @@ def normalize_tokenizer_files(folder: Path, chat_template: str) -> dict[str, Any
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (folder / "chat_template.jinja").write_text(chat_template, encoding="utf-8")
     return config
+
+
+def export_optimum(hf_dir: Path, out: Path) -> None:
+    """Optimum ``text-generation-with-past`` export of ``hf_dir`` into ``out``, with the tokenizer
+    files copied over (only in the "optimum" build venv; the caller normalizes the template)."""
+    from optimum.exporters.onnx import main_export
+
+    with contextlib.redirect_stdout(sys.stderr):
+        main_export(
+            model_name_or_path=str(hf_dir),
+            output=str(out),
+            task="text-generation-with-past",
+            device="cpu",
+            do_validation=False,
+        )
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (hf_dir / name).is_file():
+            shutil.copy2(hf_dir / name, out / name)
 
 
 def run_genai_builder(

@@ -13,31 +13,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from _common import fail, normalize_tokenizer_files, progress, result, versions
+from _common import export_optimum, fail, normalize_tokenizer_files, progress, result, versions
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 GOLDEN_TOKENS = 32
 TOOLS = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
 
 
 def export(hf_dir: Path, out: Path) -> None:
-    from optimum.exporters.onnx import main_export
-
-    with contextlib.redirect_stdout(sys.stderr):
-        main_export(
-            model_name_or_path=str(hf_dir),
-            output=str(out),
-            task="text-generation-with-past",
-            device="cpu",
-            do_validation=False,
-        )
-    for name in TOKENIZER_FILES:
-        if (hf_dir / name).is_file():
-            shutil.copy2(hf_dir / name, out / name)
+    export_optimum(hf_dir, out)
     config = json.loads((hf_dir / "tokenizer_config.json").read_text("utf-8"))
     template = config.get("chat_template")
     if not isinstance(template, str):

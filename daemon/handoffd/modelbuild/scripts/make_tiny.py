@@ -12,15 +12,20 @@ The ``genai`` layout goes through the onnxruntime-genai builder (``-p fp32 -e cp
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import fail, normalize_tokenizer_files, progress, result, run_genai_builder, versions
+from _common import (
+    export_optimum,
+    fail,
+    normalize_tokenizer_files,
+    progress,
+    result,
+    run_genai_builder,
+    versions,
+)
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2 as in SmolLM2
 VOCAB_SIZE = 512
@@ -109,20 +114,8 @@ def build_checkpoint(out: Path, seed: int, vocab_size: int) -> None:
     model.save_pretrained(str(out))
 
 
-def export_optimum(hf_dir: Path, out: Path) -> None:
-    from optimum.exporters.onnx import main_export
-
-    with contextlib.redirect_stdout(sys.stderr):
-        main_export(
-            model_name_or_path=str(hf_dir),
-            output=str(out),
-            task="text-generation-with-past",
-            device="cpu",
-            do_validation=False,
-        )
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (hf_dir / name).is_file():
-            shutil.copy2(hf_dir / name, out / name)
+def export_tiny_optimum(hf_dir: Path, out: Path) -> None:
+    export_optimum(hf_dir, out)
     normalize_tokenizer_files(out, CHAT_TEMPLATE)
 
 
@@ -150,7 +143,7 @@ def main() -> None:
             run_genai_builder(hf_dir, out, "fp32")
             normalize_tokenizer_files(out, CHAT_TEMPLATE)
         else:
-            export_optimum(hf_dir, out)
+            export_tiny_optimum(hf_dir, out)
     progress(1.0, "tiny model ready")
     tools = (
         "torch",
