@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from handoffd.domain import FinishReason, GenerationParams, Priority
@@ -174,3 +177,78 @@ async def test_engine_shutdown_fails_running_streams_with_unavailable(
             await queued
         with pytest.raises(Unavailable):
             await anext(engine.generate(user("z"), GenerationParams(max_tokens=4)))
+
+
+class _Recorder:
+    """Wraps the worker's runner: records prefill sizes and decode steps, and can hold the
+    worker inside a decode step until the test opens ``gate``."""
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+        self.calls: list[tuple[str, int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.held = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    def prefill(self, slot: int, token_ids: Any, start: int) -> Any:
+        self.calls.append(("prefill", len(token_ids)))
+        return self._runner.prefill(slot, token_ids, start)
+
+    def decode(self, slots: Any, tokens: Any) -> Any:
+        if not self.gate.is_set():
+            self.held.set()
+            self.gate.wait(10)
+        self.calls.append(("decode", len(slots)))
+        return self._runner.decode(slots, tokens)
+
+
+async def test_prefill_turns_stall_running_streams_by_one_chunk_at_most(
+    tiny_genai_model: Path,
+) -> None:
+    """Newcomers arriving together: two short prompts share one prefill turn (no decode step
+    between them); a long one is cut into chunks with decode steps between; no turn exceeds
+    ``prefill_chunk_tokens``; all answers equal solo."""
+    texts = ["short one", "short two", "a much longer prompt " * 10]
+    async with loaded(tiny_genai_model, max_batch_size=1) as solo:
+        expected = [(await collect(solo, t, GenerationParams(max_tokens=8))).ids for t in texts]
+        sizes = [solo.count_prompt_tokens(user(t)) for t in texts]
+    chunk = sizes[0] + sizes[1]
+    assert sizes[2] > 2 * chunk + 1
+    async with loaded(tiny_genai_model, prefill_chunk_tokens=chunk, prefix_cache_mb=0) as engine:
+        recorder = _Recorder(engine._worker._runner)
+        engine._worker._runner = recorder
+        running = asyncio.create_task(
+            collect(engine, "keep decoding", GenerationParams(max_tokens=200))
+        )
+        await wait_until(lambda: engine.stats.tokens_generated_total >= 3)
+        recorder.gate.clear()  # the worker stops inside its next decode step
+        await wait_until(recorder.held.is_set)
+        tasks = [asyncio.create_task(collect(engine, t, GenerationParams(max_tokens=8)))
+                 for t in texts]
+        await wait_queued(engine, 3)
+        start = len(recorder.calls)
+        recorder.gate.set()
+        got = await asyncio.gather(*tasks)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        assert [g.ids for g in got] == expected
+        calls = recorder.calls[start:]
+        # the held step, one turn for both short prompts, then the running stream and both
+        # newcomers decode together
+        assert calls[:4] == [("decode", 1), ("prefill", sizes[0]), ("prefill", sizes[1]),
+                             ("decode", 3)]
+        first = 4
+        turns: list[int] = [0]
+        for kind, count in calls:
+            if kind == "decode":
+                turns.append(0)
+            else:
+                turns[-1] += count
+        assert max(turns) <= chunk + 1
+        long_chunks = [c for k, c in calls[first:] if k == "prefill"]
+        assert sum(long_chunks) == sizes[2]  # then the long prompt, chunk by chunk
+        assert len(long_chunks) >= 3

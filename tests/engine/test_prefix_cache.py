@@ -55,6 +55,24 @@ def test_budget_evicts_least_recent_and_subsumed_entries_go() -> None:
     assert cache.lookup("d", list(range(32)))[0] == 0
 
 
+def test_a_busy_app_evicts_its_own_entries_before_the_fair_share_of_others() -> None:
+    cache = PrefixCache(900, PER_TOKEN, min_tokens=4)  # 90 tokens: a fair share of 30 for 3 apps
+    cache.store("mail", list(range(100, 125)), _kv(25))
+    cache.store("notes", list(range(200, 225)), _kv(25))
+    for question in range(5):  # the keyboard asks on: 5 entries of 25 tokens, different ends
+        cache.store("keyboard", [*range(300, 320), *range(question * 5, question * 5 + 5)],
+                    _kv(25))
+    # mail and notes were used least recently, but keep their share; keyboard keeps the rest
+    assert cache.lookup("mail", list(range(100, 125)))[0] == 25 - MIN_PREFILL
+    assert cache.lookup("notes", list(range(200, 225)))[0] == 25 - MIN_PREFILL
+    assert cache.lookup("keyboard", [*range(300, 320), 20, 21, 22, 23, 24])[0] == 25 - MIN_PREFILL
+    assert cache.lookup("keyboard", [*range(300, 320), 0, 1, 2, 3, 4])[0] == 20  # its oldest
+    assert cache.bytes == 750
+    cache.store("mail", list(range(400, 440)), _kv(40))  # over budget: keyboard is over share
+    assert cache.lookup("notes", list(range(200, 225)))[0] == 25 - MIN_PREFILL
+    assert cache.bytes <= 900
+
+
 def _messages(*turns: str) -> list[Message]:
     roles = [Role.USER, Role.ASSISTANT]
     return [Message(Role.SYSTEM, SYSTEM)] + [

@@ -18,7 +18,8 @@ class EngineLimits:
     #: KV cache memory the running requests may reserve, MiB (prompt + max_tokens each); a lone
     #: request is always admitted even if it alone needs more
     kv_cache_mb: int = 1024
-    #: prompt tokens per prefill run: a newcomer's prefill stalls running streams at most this long
+    #: prompt tokens prefilled between two decode steps (all newcomers together): running
+    #: streams stall at most this long; a longer prompt is prefilled in chunks of this size
     prefill_chunk_tokens: int = 256
     #: requests that may wait for a slot; more are refused with ResourceExhausted
     max_queued: int = 256

@@ -6,8 +6,10 @@ tokens) is copied here, keyed by the app and the token ids. A new prompt from th
 starts with some of those tokens gets their KV copied into its slot and prefills only the rest.
 
 Entries are per app: a cache shared between apps would let one app learn, from its own TTFT,
-whether another app sent a given text. Least recently used entries go first when the memory
-budget is full; an entry that would take more than half the budget is not kept.
+whether another app sent a given text. When the memory budget is full, the least recently used
+entry of an app holding more than its fair share (the budget split evenly between the apps with
+entries) goes first, so one busy app cannot push the others' system prompts out; an entry that
+would take more than half the budget is not kept.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class PrefixCache:
         self._min_tokens = min_tokens
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._next_key = 0
+        self._app_bytes: dict[str, int] = {}
         self.bytes = 0
         self.hits = 0
         self.tokens_reused = 0
@@ -76,8 +79,8 @@ class PrefixCache:
 
     def store(self, app: str, ids: Sequence[int], kv: KvArrays) -> None:
         """Keep ``kv`` (owned copies) for ``ids``; entries of ``app`` that are a prefix of
-        ``ids`` are dropped (the new one serves them), then the least recent ones while over
-        budget."""
+        ``ids`` are dropped (the new one serves them), then, while over budget, the least recent
+        entry of an app over its fair share."""
         new_ids = np.asarray(ids, dtype=np.int64)
         if not self.wants(len(new_ids)):
             return
@@ -86,13 +89,29 @@ class PrefixCache:
                 self._drop(key)
         self._entries[self._next_key] = _Entry(app, new_ids, kv)
         self._next_key += 1
-        self.bytes += len(new_ids) * self._per_token
+        size = len(new_ids) * self._per_token
+        self.bytes += size
+        self._app_bytes[app] = self._app_bytes.get(app, 0) + size
         while self.bytes > self._budget:
-            self._drop(next(iter(self._entries)))
+            self._drop(self._victim())
+
+    def _victim(self) -> int:
+        """The least recently used entry among the apps over their fair share (when the cache
+        is over budget, at least one app is)."""
+        share = self._budget // len(self._app_bytes)
+        return next(
+            key for key, entry in self._entries.items() if self._app_bytes[entry.app] > share
+        )
 
     def _drop(self, key: int) -> None:
         entry = self._entries.pop(key)
-        self.bytes -= len(entry.ids) * self._per_token
+        size = len(entry.ids) * self._per_token
+        self.bytes -= size
+        left = self._app_bytes[entry.app] - size
+        if left:
+            self._app_bytes[entry.app] = left
+        else:
+            del self._app_bytes[entry.app]
 
 
 def _common_prefix(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> int:

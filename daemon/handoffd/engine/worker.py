@@ -7,9 +7,13 @@ loop the worker
 1. drops requests whose consumer went away (``cancelled``), freeing their slot at once;
 2. admits waiting requests while a slot is free and the KV budget allows (a lone request is always
    admitted), in the queue's fair order;
-3. runs ONE prefill chunk of the oldest admitted request still reading its prompt, so a newcomer
-   stalls running streams by at most one chunk (a prompt that starts like one of its app's
-   earlier requests first gets that KV from the :class:`PrefixCache` and prefills the rest);
+3. runs one *prefill turn*: at most ``prefill_chunk_tokens`` prompt tokens in all, so newcomers
+   stall running streams by at most one chunk. The oldest request still reading its prompt runs
+   its next chunk; the next ones, in order, run theirs too while their whole chunk fits what is
+   left of the turn (two short prompts that arrive together both start before the next decode
+   step, and neither waits for a decode step between them). A prompt that starts like one of
+   its app's earlier requests first gets that KV from the :class:`PrefixCache` and prefills the
+   rest;
 4. runs ONE decode step for every request that is generating, all slots batched in one run, then
    samples, detokenizes and stop-checks each row on its own and posts the chunks to the event
    loop in one hop.
@@ -124,7 +128,7 @@ class EngineWorker:
             try:
                 self._drop_cancelled()
                 if self._prefilling:
-                    self._prefill_step(self._prefilling[0])
+                    self._prefill_turn()
                 if self._decoding:
                     self._decode_step()
             except Exception as exc:  # a bug: fail what is running, keep serving
@@ -216,13 +220,31 @@ class EngineWorker:
         self._decoding = [r for r in self._decoding if not r.finished]
         post([(r.outbox, error) for r in requests])
 
-    def _prefill_step(self, request: EngineRequest) -> None:
-        if request.prefilled == 0:
-            self._reuse_prefix(request)
-        start = request.prefilled
-        size = self._limits.prefill_chunk_tokens
-        if len(request.prompt_ids) - (start + size) == 1:
+    def _prefill_turn(self) -> None:
+        """Prefill chunks, oldest request first, at most ``prefill_chunk_tokens`` in the turn:
+        the oldest always runs one; a later one runs only if its whole chunk fits what is left
+        (none is cut short to fill the turn, and none overtakes an older one)."""
+        left = self._limits.prefill_chunk_tokens
+        for index, request in enumerate(list(self._prefilling)):
+            if request.prefilled == 0:
+                self._reuse_prefix(request)
+            size = self._chunk_size(request)
+            if index and size > left:
+                return
+            self._prefill_step(request, size)
+            left -= size
+            if left <= 0:
+                return
+
+    def _chunk_size(self, request: EngineRequest) -> int:
+        remaining = len(request.prompt_ids) - request.prefilled
+        size = min(remaining, self._limits.prefill_chunk_tokens)
+        if remaining - size == 1:
             size += 1  # no 1-token last chunk: int8 MatMulNBits runs one row with another kernel
+        return size
+
+    def _prefill_step(self, request: EngineRequest, size: int) -> None:
+        start = request.prefilled
         chunk = request.prompt_ids[start : start + size]
         try:
             logits = self._runner.prefill(request.slot, chunk, start)
