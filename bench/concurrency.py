@@ -3,26 +3,30 @@
     python bench/concurrency.py [--model DIR] [--new-tokens 128] [--requests 4] [--samples 16]
                                 [--think-s 1.0] [--seed 0] [--levels 1 2 4 8] [--no-baseline]
 
-One in-process engine on the default model, greedy, chat prompts of ~200 tokens. For each N:
+One in-process engine on the default model, greedy. Three workloads:
 
-* **decode**: N streams start together; aggregate decode tok/s counts the tokens generated while
-  all N are decoding (from the last stream's first token to the first stream's last token), so
-  prompt processing is left out; median of ``--repeats`` runs, the levels taken round-robin.
-  The last of the N first tokens is reported too (*burst TTFT*: N prompts arriving at once are
-  prefilled one after another);
-* **service**: N closed-loop clients (apps), each sending requests one after another with a
-  random pause between them (exponential, mean ``--think-s``), their first requests at random
-  times within one request's expected duration (seeded), ``--requests`` each and at least
-  ``--samples`` in all, after one uncounted warm-up request each (steady state: the app's
-  prefix-cache entry exists). Reported: end-to-end tok/s and TTFT p50/p95 over all requests, p95
-  also as a multiple of the single-stream TTFT (the p50 at N=1), for two workloads:
-  - *distinct*: every prompt differs from its first user word (nothing to reuse but the chat
-    template's own system prompt);
-  - *apps*: each client is an app with its own ~150-token system prompt and a different ~60-token
-    question each time (what the prefix cache is for: the app's system prompt is reused).
+* *chat*: short questions (~55 tokens with the chat template), each different;
+* *notes*: ~200-token prompts (notes to summarise), each different from its first user word;
+* *apps*: each client is an app with its own ~150-token system prompt and a different ~60-token
+  question each time (what the prefix cache is for: the app's system prompt is reused).
+
+For each N:
+
+* **decode**, *chat* and *notes* prompts (short and long context): N streams start together;
+  aggregate decode tok/s counts the tokens generated while all N are decoding (from the last
+  stream's first token to the first stream's last token), so prompt processing is left out;
+  median of ``--repeats`` runs, the levels and contexts taken round-robin. The last of the N
+  first tokens is reported too (*burst TTFT*: N prompts arriving at once are prefilled one
+  after another);
+* **service**, each workload: N closed-loop clients (apps), each sending requests one after
+  another with a random pause between them (exponential, mean ``--think-s``), their first
+  requests at random times within one request's expected duration (seeded), ``--requests`` each
+  and at least ``--samples`` in all, after one uncounted warm-up request each (steady state:
+  the app's prefix-cache entry exists). Reported: end-to-end tok/s and TTFT p50/p95 over all
+  requests, p95 also as a multiple of the single-stream TTFT (the p50 at N=1).
 
 Baseline, same run: the same engine with batching off (``max_batch_size=1``: requests wait in
-the fair queue and run one at a time), distinct workload.
+the fair queue and run one at a time), *notes* workload.
 """
 
 from __future__ import annotations
@@ -74,7 +78,13 @@ TOPICS = (
 Workload = Callable[[int, int], list[Message]]
 
 
-def distinct(client: int, number: int) -> list[Message]:
+def chat(client: int, number: int) -> list[Message]:
+    topic = TOPICS[(client + number) % len(TOPICS)]
+    return [Message(Role.USER, f"Question {number} from client {client}: please write a long, "
+                               f"detailed explanation of {topic}, with examples.")]
+
+
+def notes(client: int, number: int) -> list[Message]:
     return [Message(Role.USER, f"Request {number}, from client {client}. {PROMPT}")]
 
 
@@ -106,10 +116,11 @@ async def _stream(
 
 
 async def _decode_phase(
-    engine: LocalEngine, clients: int, new_tokens: int, numbers: itertools.count[int]
+    engine: LocalEngine, workload: Workload, clients: int, new_tokens: int,
+    numbers: itertools.count[int],
 ) -> tuple[float, float]:
     """(aggregate decode tok/s, burst TTFT in s) of ``clients`` streams started together."""
-    runs = await asyncio.gather(*(_stream(engine, distinct(c, next(numbers)), new_tokens)
+    runs = await asyncio.gather(*(_stream(engine, workload(c, next(numbers)), new_tokens)
                                   for c in range(clients)))
     burst_ttft = max(times[0] - start for start, times in runs)
     begin = max(times[0] for _, times in runs)
@@ -151,41 +162,53 @@ async def _service(
             "ttft_p95": _quantile(ttfts, 0.95)}
 
 
+#: decode contexts: the prompts whose streams are decoded together
+CONTEXTS: dict[str, Workload] = {"short": chat, "long": notes}
+WORKLOADS: dict[str, Workload] = {"chat": chat, "notes": notes, "apps": apps}
+
+
 async def run(args: argparse.Namespace) -> str:
     model = default_model_folder(args.model)
     settings = ModelSettings(path=model, providers=("CPUExecutionProvider",))
     numbers = itertools.count()
     jiffies = cpu_jiffies()
-    decode: dict[str, dict[int, float]] = {}
-    burst: dict[int, float] = {}
-    service: dict[str, dict[int, dict[str, float]]] = {}
+    decode: dict[str, dict[int, float]] = {}  # "short", "long", "long off" -> N -> tok/s
+    burst: dict[str, dict[int, float]] = {}
+    service: dict[str, dict[int, dict[str, float]]] = {}  # "chat", ..., "notes off"
     single_ttft_s = 0.0
-    configs = [("on", EngineLimits(max_batch_size=8)), ("off", EngineLimits(max_batch_size=1))]
-    workloads: dict[str, Workload] = {"distinct": distinct, "apps": apps}
-    for label, limits in configs[: 1 if args.no_baseline else 2]:
+    configs = [("", EngineLimits(max_batch_size=8)), (" off", EngineLimits(max_batch_size=1))]
+    for suffix, limits in configs[: 1 if args.no_baseline else 2]:
+        contexts = {k: v for k, v in CONTEXTS.items() if not suffix or k == "long"}
+        workloads = {k: v for k, v in WORKLOADS.items() if not suffix or k == "notes"}
         engine = await asyncio.to_thread(LocalEngine.load, settings, limits)
         try:
-            await _stream(engine, distinct(0, next(numbers)), args.new_tokens)  # warm-up
+            await _stream(engine, notes(0, next(numbers)), args.new_tokens)  # warm-up
             if not single_ttft_s:
-                start, times = await _stream(engine, distinct(0, next(numbers)), args.new_tokens)
+                start, times = await _stream(engine, notes(0, next(numbers)), args.new_tokens)
                 single_ttft_s = times[0] - start
-            # decode rates: the levels round-robin, so that the machine's drift hits them alike
-            runs: dict[int, list[tuple[float, float]]] = {n: [] for n in args.levels}
+            # decode rates: levels and contexts round-robin, so that drift hits them alike
+            runs: dict[str, dict[int, list[tuple[float, float]]]] = {
+                c: {n: [] for n in args.levels} for c in contexts
+            }
             for _ in range(args.repeats):
                 for n in args.levels:
-                    runs[n].append(await _decode_phase(engine, n, args.new_tokens, numbers))
-            decode[label] = {n: statistics.median(r[0] for r in runs[n]) for n in args.levels}
-            if label == "on":
-                burst.update({n: 1000.0 * statistics.median(r[1] for r in runs[n])
-                              for n in args.levels})
-            print(f"batching {label}: decode tok/s {decode[label]}", file=sys.stderr)
+                    for context, workload in contexts.items():
+                        runs[context][n].append(
+                            await _decode_phase(engine, workload, n, args.new_tokens, numbers)
+                        )
+            for context, by_level in runs.items():
+                decode[context + suffix] = {
+                    n: statistics.median(r[0] for r in by_level[n]) for n in args.levels
+                }
+                burst[context + suffix] = {
+                    n: 1000.0 * statistics.median(r[1] for r in by_level[n]) for n in args.levels
+                }
+                print(f"decode {context}{suffix}: {decode[context + suffix]}", file=sys.stderr)
             for n in args.levels:
-                expected_s = single_ttft_s + args.new_tokens * n / decode[label][n]
+                expected_s = single_ttft_s + args.new_tokens * n / decode["long" + suffix][n]
                 requests = max(args.requests, -(-args.samples // n))
                 for name, workload in workloads.items():
-                    if label == "off" and name != "distinct":
-                        continue
-                    key = name if label == "on" else f"{name} off"
+                    key = name + suffix
                     service.setdefault(key, {})[n] = await _service(
                         engine, workload, n, requests, args.new_tokens, expected_s,
                         args.think_s, random.Random(args.seed + n), numbers,
@@ -196,50 +219,73 @@ async def run(args: argparse.Namespace) -> str:
     return _markdown(args, model.name, decode, burst, service, steal_share(jiffies))
 
 
+def _ratio(values: dict[int, float], levels: list[int]) -> str:
+    return f"{values[levels[-1]] / values[levels[0]]:.2f}x"
+
+
 def _markdown(
     args: argparse.Namespace, model: str, decode: dict[str, dict[int, float]],
-    burst: dict[int, float], service: dict[str, dict[int, dict[str, float]]], steal: str,
+    burst: dict[str, dict[int, float]], service: dict[str, dict[int, dict[str, float]]],
+    steal: str,
 ) -> str:
-    on, apps_on, off = service["distinct"], service["apps"], service.get("distinct off", {})
-    base_decode = decode["on"][args.levels[0]]
-    rows = [
-        "| streams | decode tok/s | vs 1 stream | batching off | end-to-end tok/s | batching off "
-        "| distinct: TTFT p50 / p95 ms | p95 vs 1 stream | apps: TTFT p50 / p95 ms "
-        "| p95 vs 1 stream | batching off: TTFT p95 ms | burst TTFT ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    levels = args.levels
+    first, last = levels[0], levels[-1]
+    off = decode.get("long off")
+    decode_rows = [
+        "| streams | short context: decode tok/s | vs 1 stream | long context: decode tok/s "
+        "| vs 1 stream | long, batching off | burst TTFT ms, short / long |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n in args.levels:
-        off_decode = f"{decode['off'][n]:.0f}" if "off" in decode else "-"
-        off_tok_s, off_p95 = (
-            (f"{off[n]['tok_s']:.0f}", f"{off[n]['ttft_p95']:.0f}") if off else ("-", "-")
+    short, long = decode["short"], decode["long"]
+    for n in levels:
+        decode_rows.append(
+            f"| {n} | {short[n]:.0f} | {short[n] / short[first]:.2f}x "
+            f"| {long[n]:.0f} | {long[n] / long[first]:.2f}x "
+            f"| {f'{off[n]:.0f}' if off else '-'} "
+            f"| {burst['short'][n]:.0f} / {burst['long'][n]:.0f} |"
         )
-        rows.append(
-            f"| {n} | {decode['on'][n]:.0f} | {decode['on'][n] / base_decode:.2f}x | "
-            f"{off_decode} | {on[n]['tok_s']:.0f} | {off_tok_s} | "
-            f"{on[n]['ttft_p50']:.0f} / {on[n]['ttft_p95']:.0f} | "
-            f"{on[n]['ttft_p95'] / on[args.levels[0]]['ttft_p50']:.2f}x | "
-            f"{apps_on[n]['ttft_p50']:.0f} / {apps_on[n]['ttft_p95']:.0f} | "
-            f"{apps_on[n]['ttft_p95'] / apps_on[args.levels[0]]['ttft_p50']:.2f}x | "
-            f"{off_p95} | {burst[n]:.0f} |"
-        )
+    service_rows = [
+        "| workload | streams | end-to-end tok/s | TTFT p50 ms | TTFT p95 ms | p95 vs 1 stream |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    p95_ratio: dict[str, float] = {}
+    for key, by_level in service.items():
+        single = by_level[first]["ttft_p50"]
+        p95_ratio[key] = by_level[last]["ttft_p95"] / single
+        for n in levels:
+            row = by_level[n]
+            service_rows.append(
+                f"| {key} | {n} | {row['tok_s']:.0f} | {row['ttft_p50']:.0f} "
+                f"| {row['ttft_p95']:.0f} | {row['ttft_p95'] / single:.2f}x |"
+            )
+    checks = ", ".join(
+        f"{context} context {_ratio(decode[context], levels)}" for context in CONTEXTS
+    )
+    ttft = ", ".join(f"*{key}* {p95_ratio[key]:.2f}x" for key in WORKLOADS)
     return (
         "## Concurrent streams (continuous batching)\n\n"
         f"`python bench/concurrency.py --requests {args.requests} --samples {args.samples} "
         f"--new-tokens {args.new_tokens} --think-s {args.think_s} --seed {args.seed}` on "
         f"{machine()}, {today()}; load average at the end {load_average()}, CPU time stolen by "
-        f"the hypervisor during the run {steal}. Default model "
-        f"({model}), in-process engine, greedy, up to {args.new_tokens} new tokens per request. "
-        "*decode*: N streams started together, tokens generated while all N decode / that "
-        f"time, median of {args.repeats} runs taken round-robin over the levels. *end-to-end* "
-        "and TTFT: N closed-loop clients (apps), each pausing a random "
+        f"the hypervisor during the run {steal}. Default model ({model}), in-process engine, "
+        f"greedy, up to {args.new_tokens} new tokens per request.\n\n"
+        f"**This run, {last} streams against {first}:** decode {checks} (target >= 2.5x); "
+        f"TTFT p95 against the single-stream TTFT {ttft} (target <= 2x).\n\n"
+        "*Workloads*: *chat*, short questions (~55 prompt tokens), each different; *notes*, "
+        "~200-token prompts, each different from its first user word; *apps*, each client an "
+        "app with its own ~150-token system prompt and a different question each time (the "
+        "prefix cache reuses the system prompt).\n\n"
+        "**Decode**: N streams started together (*chat* prompts: short context; *notes*: "
+        "long), tokens generated while all N decode / that time, median of "
+        f"{args.repeats} runs taken round-robin over levels and contexts. *burst TTFT*: the "
+        "last first token of N requests sent at once. Baseline: the same engine with "
+        "batching off (max_batch_size=1).\n\n" + "\n".join(decode_rows) + "\n\n"
+        "**Service**: N closed-loop clients (apps), each pausing a random "
         f"{args.think_s} s on average between requests, first requests at random times within "
-        f"one request's expected duration, one uncounted warm-up request each, then "
-        f"{args.requests} requests each (at least {args.samples} in all). *distinct*: every "
-        "prompt differs from its first user word. "
-        "*apps*: each client has its own ~150-token system prompt and asks a different question "
-        "each time (the prefix cache reuses the system prompt). *burst TTFT*: the last first "
-        "token of N distinct requests sent at once. Baseline: the same engine with batching off "
-        "(max_batch_size=1), distinct workload.\n\n" + "\n".join(rows) + "\n"
+        "one request's expected duration, one uncounted warm-up request each, then "
+        f"{args.requests} requests each (at least {args.samples} in all); *p95 vs 1 stream*: "
+        "the p95 over the N-stream requests / the single-stream p50 of the same workload. "
+        "*notes off*: batching off.\n\n" + "\n".join(service_rows) + "\n"
     )
 
 

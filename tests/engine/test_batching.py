@@ -181,26 +181,31 @@ async def test_engine_shutdown_fails_running_streams_with_unavailable(
 
 class _Recorder:
     """Wraps the worker's runner: records prefill sizes and decode steps, and can hold the
-    worker inside a decode step until the test opens ``gate``."""
+    worker inside its next ``hold`` call ("prefill" or "decode") until the test opens ``gate``."""
 
     def __init__(self, runner: Any) -> None:
         self._runner = runner
         self.calls: list[tuple[str, int]] = []
+        self.hold = ""
         self.gate = threading.Event()
-        self.gate.set()
         self.held = threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
 
+    def _wait(self, kind: str) -> None:
+        if self.hold == kind:
+            self.hold = ""
+            self.held.set()
+            self.gate.wait(10)
+
     def prefill(self, slot: int, token_ids: Any, start: int) -> Any:
+        self._wait("prefill")
         self.calls.append(("prefill", len(token_ids)))
         return self._runner.prefill(slot, token_ids, start)
 
     def decode(self, slots: Any, tokens: Any) -> Any:
-        if not self.gate.is_set():
-            self.held.set()
-            self.gate.wait(10)
+        self._wait("decode")
         self.calls.append(("decode", len(slots)))
         return self._runner.decode(slots, tokens)
 
@@ -218,30 +223,28 @@ async def test_prefill_turns_stall_running_streams_by_one_chunk_at_most(
     chunk = sizes[0] + sizes[1]
     assert sizes[2] > 2 * chunk + 1
     async with loaded(tiny_genai_model, prefill_chunk_tokens=chunk, prefix_cache_mb=0) as engine:
-        recorder = _Recorder(engine._worker._runner)
-        engine._worker._runner = recorder
         running = asyncio.create_task(
             collect(engine, "keep decoding", GenerationParams(max_tokens=200))
         )
         await wait_until(lambda: engine.stats.tokens_generated_total >= 3)
-        recorder.gate.clear()  # the worker stops inside its next decode step
+        recorder = _Recorder(engine._worker._runner)
+        engine._worker._runner = recorder
+        recorder.hold = "decode"  # the worker stops inside its next decode step
         await wait_until(recorder.held.is_set)
         tasks = [asyncio.create_task(collect(engine, t, GenerationParams(max_tokens=8)))
                  for t in texts]
         await wait_queued(engine, 3)
-        start = len(recorder.calls)
         recorder.gate.set()
         got = await asyncio.gather(*tasks)
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
         assert [g.ids for g in got] == expected
-        calls = recorder.calls[start:]
+        calls = recorder.calls
         # the held step, one turn for both short prompts, then the running stream and both
         # newcomers decode together
         assert calls[:4] == [("decode", 1), ("prefill", sizes[0]), ("prefill", sizes[1]),
                              ("decode", 3)]
-        first = 4
         turns: list[int] = [0]
         for kind, count in calls:
             if kind == "decode":
@@ -249,6 +252,34 @@ async def test_prefill_turns_stall_running_streams_by_one_chunk_at_most(
             else:
                 turns[-1] += count
         assert max(turns) <= chunk + 1
-        long_chunks = [c for k, c in calls[first:] if k == "prefill"]
+        long_chunks = [c for k, c in calls[4:] if k == "prefill"]
         assert sum(long_chunks) == sizes[2]  # then the long prompt, chunk by chunk
         assert len(long_chunks) >= 3
+
+
+async def test_a_newcomer_arriving_during_a_prefill_joins_the_turn(
+    tiny_genai_model: Path,
+) -> None:
+    """A request that arrives while another newcomer is being prefilled is prefilled right
+    after it, before the running streams' next decode step, when the turn has room."""
+    async with loaded(tiny_genai_model, prefix_cache_mb=0) as engine:
+        sizes = [engine.count_prompt_tokens(user(t)) for t in ("first", "second")]
+        running = asyncio.create_task(
+            collect(engine, "keep decoding", GenerationParams(max_tokens=200))
+        )
+        await wait_until(lambda: engine.stats.tokens_generated_total >= 3)
+        recorder = _Recorder(engine._worker._runner)
+        engine._worker._runner = recorder
+        recorder.hold = "prefill"
+        first = asyncio.create_task(collect(engine, "first", GenerationParams(max_tokens=4)))
+        await wait_until(recorder.held.is_set)  # the worker is inside the first's prefill
+        second = asyncio.create_task(collect(engine, "second", GenerationParams(max_tokens=4)))
+        await wait_queued(engine, 1)
+        recorder.gate.set()
+        await asyncio.gather(first, second)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        at = recorder.calls.index(("prefill", sizes[0]))  # decode steps may come before
+        assert recorder.calls[at : at + 3] == [("prefill", sizes[0]), ("prefill", sizes[1]),
+                                               ("decode", 3)]

@@ -10,10 +10,10 @@ loop the worker
 3. runs one *prefill turn*: at most ``prefill_chunk_tokens`` prompt tokens in all, so newcomers
    stall running streams by at most one chunk. The oldest request still reading its prompt runs
    its next chunk; the next ones, in order, run theirs too while their whole chunk fits what is
-   left of the turn (two short prompts that arrive together both start before the next decode
-   step, and neither waits for a decode step between them). A prompt that starts like one of
-   its app's earlier requests first gets that KV from the :class:`PrefixCache` and prefills the
-   rest;
+   left of the turn, newcomers admitted during the turn included (two short prompts that
+   arrive close together both start before the next decode step). A prompt that starts like
+   one of its app's earlier requests first gets that KV from the :class:`PrefixCache` and
+   prefills the rest;
 4. runs ONE decode step for every request that is generating, all slots batched in one run, then
    samples, detokenizes and stop-checks each row on its own and posts the chunks to the event
    loop in one hop.
@@ -223,18 +223,35 @@ class EngineWorker:
     def _prefill_turn(self) -> None:
         """Prefill chunks, oldest request first, at most ``prefill_chunk_tokens`` in the turn:
         the oldest always runs one; a later one runs only if its whole chunk fits what is left
-        (none is cut short to fill the turn, and none overtakes an older one)."""
+        (none is cut short to fill the turn, and none overtakes an older one). A request that
+        arrives during the turn joins it while there is room, rather than wait for a decode
+        step."""
         left = self._limits.prefill_chunk_tokens
-        for index, request in enumerate(list(self._prefilling)):
+        ran: list[EngineRequest] = []
+        while left > 0:
+            request = self._next_to_prefill(ran)
+            if request is None:
+                return
             if request.prefilled == 0:
                 self._reuse_prefix(request)
             size = self._chunk_size(request)
-            if index and size > left:
+            if ran and size > left:
                 return
+            ran.append(request)
             self._prefill_step(request, size)
             left -= size
-            if left <= 0:
-                return
+
+    def _next_to_prefill(self, ran: list[EngineRequest]) -> EngineRequest | None:
+        """The oldest request reading its prompt that has not run a chunk this turn, admitting
+        newcomers if there is none."""
+        for admit in (False, True):
+            if admit:
+                with self._cond:
+                    self._admit()
+            for request in self._prefilling:
+                if not any(request is r for r in ran):
+                    return request
+        return None
 
     def _chunk_size(self, request: EngineRequest) -> int:
         remaining = len(request.prompt_ids) - request.prefilled
