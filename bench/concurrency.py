@@ -26,7 +26,7 @@ For each N:
   requests, p95 also as a multiple of the single-stream TTFT (the p50 at N=1).
 
 Baseline, same run: the same engine with batching off (``max_batch_size=1``: requests wait in
-the fair queue and run one at a time), *notes* workload.
+the fair queue and run one at a time), *notes* workload, ``--samples`` requests per level.
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ async def run(args: argparse.Namespace) -> str:
                 print(f"decode {context}{suffix}: {decode[context + suffix]}", file=sys.stderr)
             for n in args.levels:
                 expected_s = single_ttft_s + args.new_tokens * n / decode["long" + suffix][n]
-                requests = max(args.requests, -(-args.samples // n))
+                # the baseline serves one request at a time: --samples in all is enough there
+                requests = max(1 if suffix else args.requests, -(-args.samples // n))
                 for name, workload in workloads.items():
                     key = name + suffix
                     service.setdefault(key, {})[n] = await _service(
@@ -285,7 +286,8 @@ def _markdown(
         "one request's expected duration, one uncounted warm-up request each, then "
         f"{args.requests} requests each (at least {args.samples} in all); *p95 vs 1 stream*: "
         "the p95 over the N-stream requests / the single-stream p50 of the same workload. "
-        "*notes off*: batching off.\n\n" + "\n".join(service_rows) + "\n"
+        f"*notes off*: batching off, at least {args.samples} requests per level.\n\n"
+        + "\n".join(service_rows) + "\n"
     )
 
 
