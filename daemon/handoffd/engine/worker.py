@@ -242,16 +242,18 @@ class EngineWorker:
             left -= size
 
     def _next_to_prefill(self, ran: list[EngineRequest]) -> EngineRequest | None:
-        """The oldest request reading its prompt that has not run a chunk this turn, admitting
-        newcomers if there is none."""
-        for admit in (False, True):
-            if admit:
-                with self._cond:
-                    self._admit()
-            for request in self._prefilling:
-                if not any(request is r for r in ran):
-                    return request
-        return None
+        """The oldest request reading its prompt that has not run a chunk this turn; when there
+        is none, newcomers are admitted first."""
+
+        def oldest_not_run() -> EngineRequest | None:
+            return next((r for r in self._prefilling if all(r is not s for s in ran)), None)
+
+        request = oldest_not_run()
+        if request is None:
+            with self._cond:
+                self._admit()
+            request = oldest_not_run()
+        return request
 
     def _chunk_size(self, request: EngineRequest) -> int:
         remaining = len(request.prompt_ids) - request.prefilled
