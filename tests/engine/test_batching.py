@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,26 @@ class _Recorder:
         return self._runner.decode(slots, tokens)
 
 
+@contextlib.asynccontextmanager
+async def _recording_beside_a_stream(engine: Any, hold: str) -> AsyncIterator[_Recorder]:
+    """A stream decoding in the background, then a recorder on the worker's runner that holds
+    the worker in its next ``hold`` call; the stream is cancelled on the way out."""
+    running = asyncio.create_task(
+        collect(engine, "keep decoding", GenerationParams(max_tokens=200))
+    )
+    await wait_until(lambda: engine.stats.tokens_generated_total >= 3)
+    recorder = _Recorder(engine._worker._runner)
+    engine._worker._runner = recorder
+    recorder.hold = hold
+    try:
+        yield recorder
+    finally:
+        recorder.gate.set()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
 async def test_prefill_turns_stall_running_streams_by_one_chunk_at_most(
     tiny_genai_model: Path,
 ) -> None:
@@ -222,23 +243,16 @@ async def test_prefill_turns_stall_running_streams_by_one_chunk_at_most(
         sizes = [solo.count_prompt_tokens(user(t)) for t in texts]
     chunk = sizes[0] + sizes[1]
     assert sizes[2] > 2 * chunk + 1
-    async with loaded(tiny_genai_model, prefill_chunk_tokens=chunk, prefix_cache_mb=0) as engine:
-        running = asyncio.create_task(
-            collect(engine, "keep decoding", GenerationParams(max_tokens=200))
-        )
-        await wait_until(lambda: engine.stats.tokens_generated_total >= 3)
-        recorder = _Recorder(engine._worker._runner)
-        engine._worker._runner = recorder
-        recorder.hold = "decode"  # the worker stops inside its next decode step
-        await wait_until(recorder.held.is_set)
+    async with (
+        loaded(tiny_genai_model, prefill_chunk_tokens=chunk, prefix_cache_mb=0) as engine,
+        _recording_beside_a_stream(engine, "decode") as recorder,
+    ):
+        await wait_until(recorder.held.is_set)  # the worker is inside a decode step
         tasks = [asyncio.create_task(collect(engine, t, GenerationParams(max_tokens=8)))
                  for t in texts]
         await wait_queued(engine, 3)
         recorder.gate.set()
         got = await asyncio.gather(*tasks)
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
         assert [g.ids for g in got] == expected
         calls = recorder.calls
         # the held step, one turn for both short prompts, then the running stream and both
@@ -262,24 +276,17 @@ async def test_a_newcomer_arriving_during_a_prefill_joins_the_turn(
 ) -> None:
     """A request that arrives while another newcomer is being prefilled is prefilled right
     after it, before the running streams' next decode step, when the turn has room."""
-    async with loaded(tiny_genai_model, prefix_cache_mb=0) as engine:
+    async with (
+        loaded(tiny_genai_model, prefix_cache_mb=0) as engine,
+        _recording_beside_a_stream(engine, "prefill") as recorder,
+    ):
         sizes = [engine.count_prompt_tokens(user(t)) for t in ("first", "second")]
-        running = asyncio.create_task(
-            collect(engine, "keep decoding", GenerationParams(max_tokens=200))
-        )
-        await wait_until(lambda: engine.stats.tokens_generated_total >= 3)
-        recorder = _Recorder(engine._worker._runner)
-        engine._worker._runner = recorder
-        recorder.hold = "prefill"
         first = asyncio.create_task(collect(engine, "first", GenerationParams(max_tokens=4)))
         await wait_until(recorder.held.is_set)  # the worker is inside the first's prefill
         second = asyncio.create_task(collect(engine, "second", GenerationParams(max_tokens=4)))
         await wait_queued(engine, 1)
         recorder.gate.set()
         await asyncio.gather(first, second)
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
         at = recorder.calls.index(("prefill", sizes[0]))  # decode steps may come before
         assert recorder.calls[at : at + 3] == [("prefill", sizes[0]), ("prefill", sizes[1]),
                                                ("decode", 3)]

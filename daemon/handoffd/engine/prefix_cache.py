@@ -14,7 +14,7 @@ would take more than half the budget is not kept.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +44,6 @@ class PrefixCache:
         self._min_tokens = min_tokens
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._next_key = 0
-        self._app_bytes: dict[str, int] = {}
         self.bytes = 0
         self.hits = 0
         self.tokens_reused = 0
@@ -89,29 +88,22 @@ class PrefixCache:
                 self._drop(key)
         self._entries[self._next_key] = _Entry(app, new_ids, kv)
         self._next_key += 1
-        size = len(new_ids) * self._per_token
-        self.bytes += size
-        self._app_bytes[app] = self._app_bytes.get(app, 0) + size
+        self.bytes += len(new_ids) * self._per_token
         while self.bytes > self._budget:
             self._drop(self._victim())
 
     def _victim(self) -> int:
         """The least recently used entry among the apps over their fair share (when the cache
         is over budget, at least one app is)."""
-        share = self._budget // len(self._app_bytes)
-        return next(
-            key for key, entry in self._entries.items() if self._app_bytes[entry.app] > share
-        )
+        held: Counter[str] = Counter()
+        for entry in self._entries.values():
+            held[entry.app] += len(entry.ids) * self._per_token
+        share = self._budget // len(held)
+        return next(key for key, entry in self._entries.items() if held[entry.app] > share)
 
     def _drop(self, key: int) -> None:
         entry = self._entries.pop(key)
-        size = len(entry.ids) * self._per_token
-        self.bytes -= size
-        left = self._app_bytes[entry.app] - size
-        if left:
-            self._app_bytes[entry.app] = left
-        else:
-            del self._app_bytes[entry.app]
+        self.bytes -= len(entry.ids) * self._per_token
 
 
 def _common_prefix(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> int:
